@@ -1,0 +1,24 @@
+"""labkit: build container networks for real, inside private namespace bubbles.
+
+The public surface is flat: ``from labkit import Lab``. Everything a lab makes lives in
+namespaces held by one supervisor process, and disappears with it.
+"""
+
+from .errors import (CommandFailed, CommandTimeout, DuplicateName, GatewayUnreachable,
+                     InvalidAddress, InvalidName, InvalidTopology, KernelError, LabClosed,
+                     LabkitError, NamespacesUnavailable, NotFound, ToolMissing)
+from .lab import Lab
+from .model import Address, FdbEntry, Interface, Link, Neighbour, Route, to_frame
+from .node import Node
+from .process import Process
+from .results import CommandResult, Hop, PingReply, PingResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Lab", "Node", "Process", "Link", "Interface", "Address", "Route", "Neighbour", "FdbEntry",
+    "CommandResult", "PingResult", "PingReply", "Hop", "to_frame",
+    "LabkitError", "InvalidName", "DuplicateName", "InvalidAddress", "InvalidTopology",
+    "GatewayUnreachable", "NotFound", "LabClosed", "ToolMissing", "NamespacesUnavailable",
+    "KernelError", "CommandFailed", "CommandTimeout",
+]
