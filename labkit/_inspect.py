@@ -108,6 +108,8 @@ def neighbours(ipr: Any) -> list[dict[str, Any]]:
     out = []
     for family in (socket.AF_INET, socket.AF_INET6):
         for msg in ipr.get_neighbours(family=family):
+            if not msg["state"] & ~0x40:
+                continue  # like `ip neigh`: NOARP-only entries (multicast) are not shown
             dst = msg.get("dst")
             state = [name for bit, name in NUD if msg["state"] & bit]
             out.append({
