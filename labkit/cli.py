@@ -1,0 +1,32 @@
+"""The ``labkit`` command: ``labkit doctor``, ``labkit version`` (more subcommands join here)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labkit", description="Container Networking Labs toolkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    doctor = sub.add_parser("doctor", help="check what this machine can run, and how to fix the rest")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    sub.add_parser("version", help="print labkit's version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        from . import doctor as doctor_module
+        return doctor_module.main(as_json=args.json)
+    if args.command == "version":
+        print(__version__)
+        return 0
+    return 2  # pragma: no cover - argparse enforces a command
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""``labkit doctor``: what this machine can do for the course, and how to fix what it can't.
+
+It tries things for real rather than guessing from versions: it starts a lab in each
+mode, creates each kind of device the course uses inside it, and looks for every tool.
+Each check says what a failure disables and the exact remedy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from dataclasses import asdict, dataclass, field
+from html import escape
+from typing import Callable
+
+SETUP_REMEDY = "run the README's first command (./course.sh start) on a Debian/Ubuntu machine or VM you control"
+
+
+@dataclass
+class Check:
+    """One line of the report."""
+
+    name: str
+    ok: bool
+    detail: str
+    disables: str = ""
+    remedy: str = ""
+    essential: bool = False
+
+
+@dataclass
+class Report:
+    """Everything doctor found; ``ok`` is True when a basic lab can run here."""
+
+    mode: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks if c.essential)
+
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"mode": self.mode, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+    def text(self) -> str:
+        lines = [f"labkit doctor: labs run here in mode: {self.mode}"]
+        for c in self.checks:
+            mark = "ok  " if c.ok else ("FAIL" if c.essential else "miss")
+            lines.append(f"  [{mark}] {c.name}: {c.detail}")
+            if not c.ok:
+                if c.disables:
+                    lines.append(f"         without it: {c.disables}")
+                if c.remedy:
+                    lines.append(f"         fix: {c.remedy}")
+        verdict = ("Basic labs work here." if self.ok else
+                   "Labs cannot run here. " + SETUP_REMEDY[0].upper() + SETUP_REMEDY[1:] + ".")
+        lines.append(verdict)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for c in self.checks:
+            colour = "#1a7f37" if c.ok else ("#cf222e" if c.essential else "#9a6700")
+            mark = "✔" if c.ok else ("✘" if c.essential else "–")
+            fix = "" if c.ok else (f"<br><small>without it: {escape(c.disables)}<br>"
+                                   f"fix: {escape(c.remedy)}</small>")
+            rows.append(f"<tr><td style='color:{colour}'>{mark}</td><td>{escape(c.name)}</td>"
+                        f"<td style='text-align:left'>{escape(c.detail)}{fix}</td></tr>")
+        verdict = ("<b style='color:#1a7f37'>Basic labs work here.</b>" if self.ok else
+                   f"<b style='color:#cf222e'>Labs cannot run here.</b> {escape(SETUP_REMEDY)}.")
+        return (f"<div><p>Lab mode on this machine: <b>{escape(self.mode)}</b></p>"
+                f"<table>{''.join(rows)}</table><p>{verdict}</p></div>")
+
+
+# Tools: (program, what it is for, Debian package).
+TOOLS = [
+    ("ip", "building and inspecting every lab", "iproute2", True),
+    ("bridge", "inspecting bridge ports and forwarding databases", "iproute2", False),
+    ("ping", "every connectivity check", "iputils-ping", True),
+    ("traceroute", "the routed and overlay hop-by-hop lessons", "traceroute", False),
+    ("nft", "firewall and NAT lessons (nftables)", "nftables", False),
+    ("iptables", "NAT, port publishing and kube-proxy lessons", "iptables", False),
+    ("tcpdump", "reading captures on the command line (labkit captures without it)", "tcpdump", False),
+    ("tshark", "dissecting captures like Wireshark", "tshark", False),
+    ("iperf3", "throughput measurements", "iperf3", False),
+    ("etcd", "the Flannel and Docker overlay key-value store", "etcd-server", False),
+    ("bird", "Calico-style BGP routing", "bird2", False),
+    ("dockerd", "the Docker engine lessons", "docker.io", False),
+]
+CNI_DIRS = ["/usr/lib/cni", "/opt/cni/bin"]
+
+
+def _mode_checks(report: Report) -> tuple[str | None, list[Check]]:
+    """Start a lab in each mode; return the best mode that works and the checks."""
+    from .errors import LabkitError
+    from .lab import Lab
+
+    checks = []
+    best = None
+    who = "root" if os.geteuid() == 0 else f"unprivileged user (uid {os.geteuid()})"
+    for mode in ("full", "restricted"):
+        try:
+            with Lab("doctor", mode=mode) as lab:
+                got = lab.mode
+            ok = got == mode
+            detail = (f"works as {who}" if ok else
+                      f"falls back to {got} ({'; '.join(lab.notes) or 'sysctl writes refused'})")
+        except LabkitError as exc:
+            ok, detail = False, str(exc)
+        if ok and best is None:
+            best = mode
+        checks.append(Check(
+            f"lab mode {mode}", ok, detail,
+            disables=("`ip netns exec` inside labs and sysctls other than forwarding"
+                      if mode == "full" else "every lab"),
+            remedy=("allow mount and /proc/sys writes in user namespaces (a VM, or a JupyterHub "
+                    "spawner without the AppArmor profile)" if mode == "full" else
+                    "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 "
+                    "and user.max_user_namespaces>0), or " + SETUP_REMEDY),
+            essential=False))
+    checks.append(Check("user and network namespaces", best is not None,
+                        f"a lab can be built ({best} mode)" if best else
+                        "no lab can be built on this machine",
+                        disables="every lab in the course",
+                        remedy="enable unprivileged user namespaces, or " + SETUP_REMEDY,
+                        essential=True))
+    return best, checks
+
+
+def _device_checks(mode: str) -> list[Check]:
+    """Create each kind of device the course uses inside a throwaway lab."""
+    from .lab import Lab
+
+    checks = []
+    with Lab("doctor", mode=mode) as lab:
+        a, b = lab.add_host("a"), lab.add_host("b")
+        probes: list[tuple[str, Callable[[], object], str, str, bool]] = [
+            ("veth pairs", lambda: lab.link(a, b), "every lab", "a kernel with veth (CONFIG_VETH)", True),
+            ("Linux bridges", lambda: a.add_bridge("br0"), "switches and docker0 lessons",
+             "a kernel with bridge support", True),
+            ("VXLAN devices", lambda: a.add_vxlan("vx0", 42, group="239.1.1.1", dev="eth0"),
+             "the VXLAN, Flannel and overlay lessons", "a kernel with CONFIG_VXLAN", False),
+        ]
+        for name, probe, disables, remedy, essential in probes:
+            try:
+                probe()
+                checks.append(Check(name, True, "created in a lab"))
+            except Exception as exc:  # noqa: BLE001 - each failure is reported, not raised
+                checks.append(Check(name, False, str(exc), disables, remedy, essential))
+        gre = a.run(["ip", "link", "add", "gre0x", "type", "gretap", "remote", "10.9.9.9",
+                     "local", "10.9.9.8"]) if shutil.which("ip") else None
+        gre_ok = gre is not None and gre.ok
+        checks.append(Check("kernel gretap", gre_ok,
+                            "available" if gre_ok else "absent: labkit carries GRE in userspace instead",
+                            "nothing: the userspace GRE path is used", "optional (CONFIG_NET_IPGRE)"))
+        tun = a.run(["ip", "tuntap", "add", "mode", "tun", "name", "tun0x"]) if shutil.which("ip") else None
+        tun_ok = tun is not None and tun.ok
+        checks.append(Check("TUN devices", tun_ok,
+                            "can be created in a lab" if tun_ok else
+                            "cannot be created: userspace tunnels read veth ends with AF_PACKET instead",
+                            "nothing essential", "optional (/dev/net/tun access)"))
+        for tool, args in (("nft", ["nft", "list", "ruleset"]), ("iptables", ["iptables", "-S"])):
+            if shutil.which(tool):
+                res = a.run(args)
+                checks.append(Check(f"{tool} inside a lab", res.ok,
+                                    "works" if res.ok else res.stderr.strip()[-200:],
+                                    "firewall and NAT lessons", f"install {tool} and check the kernel's netfilter"))
+    return checks
+
+
+def _tool_checks() -> list[Check]:
+    checks = []
+    for tool, purpose, package, essential in TOOLS:
+        path = shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        checks.append(Check(f"tool {tool}", path is not None, path or "not installed",
+                            disables=purpose, remedy=f"apt-get install {package}",
+                            essential=essential))
+    cni = next((d for d in CNI_DIRS if os.path.exists(os.path.join(d, "bridge"))), None)
+    checks.append(Check("CNI plugins", cni is not None, cni or "not installed",
+                        disables="calling the reference CNI plugins in the Kubernetes lessons",
+                        remedy="apt-get install containernetworking-plugins"))
+    checks.append(_docker_check())
+    return checks
+
+
+def _docker_check() -> Check:
+    path = "/var/run/docker.sock"
+    detail = "no Docker engine socket at /var/run/docker.sock"
+    ok = False
+    if os.path.exists(path):
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(2)
+                sock.connect(path)
+                sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+                ok = b"OK" in sock.recv(1024)
+                detail = "engine answers" if ok else "socket exists but the engine did not answer"
+        except OSError as exc:
+            detail = f"cannot talk to the engine: {exc.strerror}"
+    return Check("Docker engine reachable", ok, detail,
+                 disables="the Docker networking lessons (part 2)",
+                 remedy="start dockerd (the README's commands do), or join the docker group")
+
+
+def run() -> Report:
+    """Run every check and return the report."""
+    best, mode_checks = _mode_checks(Report("none"))
+    report = Report(best or "none", mode_checks)
+    if best is not None:
+        report.checks += _device_checks(best)
+    report.checks += _tool_checks()
+    return report
+
+
+def main(as_json: bool = False) -> int:
+    report = run()
+    print(json.dumps(report.to_dict(), indent=2) if as_json else report.text())
+    return 0 if report.ok else 1
