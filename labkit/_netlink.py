@@ -33,6 +33,7 @@ IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_AF_SPEC, IFLA_NET_NS_FD = 18, 26, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_INET_CONF = 1
+IFLA_INET6_ADDR_GEN_MODE = 8
 VETH_INFO_PEER = 1
 IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL = 1, 2, 3, 4
 IFLA_VXLAN_TTL, IFLA_VXLAN_LEARNING, IFLA_VXLAN_PORT = 5, 7, 15
@@ -172,7 +173,7 @@ class Netlink:
 
     def add_veth(self, ifname: str, peer: str, *, peer_netns_fd: int | None,
                  mtu: int | None = None, mac: str | None = None, peer_mac: str | None = None,
-                 master: int | None = None, up: bool = True) -> None:
+                 master: int | None = None, up: bool = False) -> None:
         """A veth pair; the peer end is created, down, directly in the namespace ``peer_netns_fd``."""
         peer_attrs = [attr(IFLA_IFNAME, _str(peer))]
         if mtu is not None:
@@ -225,6 +226,11 @@ class Netlink:
         flags = IFF_UP if up else 0
         change = IFF_UP if up is not None else 0
         self.request(RTM_NEWLINK, 0, _IFINFO.pack(0, 0, index, flags, change) + b"".join(attrs))
+
+    def set_ipv6_addrgen_none(self, index: int) -> None:
+        """No automatic IPv6 link-local address on this link (``ip link set IF addrgenmode none``)."""
+        spec = nested(IFLA_AF_SPEC, [nested(socket.AF_INET6, [attr(IFLA_INET6_ADDR_GEN_MODE, bytes([1]))])])
+        self.request(RTM_NEWLINK, 0, _IFINFO.pack(0, 0, index, 0, 0) + spec)
 
     def set_ipv4_conf(self, index: int, settings: dict[str, int]) -> None:
         """Write IPv4 per-device settings (forwarding, proxy_arp, ...) without /proc/sys."""

@@ -65,6 +65,7 @@ class Namespace:
     fd: int
     nl: Netlink
     forwarding: bool = False
+    ipv6: bool = False  # automatic IPv6 link-local addresses on new interfaces
     ipr: Any = None  # pyroute2 IPRoute, opened on first inspection
 
 
@@ -225,15 +226,23 @@ class Supervisor:
                                        obj=f"{ns.name}:{ifname}", op="create interface",
                                        remedy="choose another name, or delete the existing one")
 
-    def op_add_node(self, rid: int, node: str, forwarding: bool = False) -> dict[str, Any]:
+    def op_add_node(self, rid: int, node: str, forwarding: bool = False,
+                    ipv6: bool = False) -> dict[str, Any]:
         if node in self.nodes:
             raise errors.DuplicateName(f"node {node!r} already exists in this lab", obj=node,
                                        op="add node", remedy="choose another name")
         _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
         fd = -1
+        nl: Netlink | None = None
         try:
+            # Everything that needs us inside the new namespace happens before we leave it.
             fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             nl = Netlink()
+            nl.set_link(1, up=True)  # loopback
+            if self.sysctl_via == "proc":
+                self._write_sysctls(_node_sysctls(forwarding, ipv6))
+            else:
+                nl.set_ipv4_conf(1, {"forwarding": 1 if forwarding else 0})
             if self.named:
                 path = f"/run/netns/{node}"
                 with open(path, "w"):
@@ -241,18 +250,13 @@ class Supervisor:
                 _mount("/proc/thread-self/ns/net", path, None, MS_BIND)
         except BaseException:
             _setns(self.home)
+            if nl is not None:
+                nl.close()
             if fd >= 0:
                 os.close(fd)
             raise
         _setns(self.home)
-        ns = Namespace(node, fd, nl)
-        self.nodes[node] = ns
-        try:
-            nl.set_link(1, up=True)  # loopback
-            self._set_forwarding(ns, forwarding)
-        except BaseException:
-            self._drop_node(ns)
-            raise
+        self.nodes[node] = Namespace(node, fd, nl, forwarding=forwarding, ipv6=ipv6)
         return {"node": node}
 
     def _drop_node(self, ns: Namespace) -> None:
@@ -276,15 +280,22 @@ class Supervisor:
 
     # -- sysctls and forwarding -----------------------------------------------------------
 
+    @staticmethod
+    def _write_sysctls(settings: dict[str, str], where: str = "") -> None:
+        """Write sysctls of the namespace this process is in now."""
+        for key, value in settings.items():
+            try:
+                with open("/proc/sys/" + key.replace(".", "/"), "w") as fh:
+                    fh.write(value)
+            except FileNotFoundError:
+                raise errors.NotFound(f"sysctl {key!r} does not exist{where}", obj=key,
+                                      op="set sysctl",
+                                      remedy="check the name with `sysctl -a` in the node") from None
+
     def _proc_sys_write(self, ns: Namespace, key: str, value: str) -> None:
-        path = "/proc/sys/" + key.replace(".", "/")
         _setns(ns.fd)
         try:
-            with open(path, "w") as fh:
-                fh.write(value)
-        except FileNotFoundError:
-            raise errors.NotFound(f"sysctl {key!r} does not exist on node {ns.name!r}", obj=key,
-                                  op="set sysctl", remedy="check the name with `sysctl -a` in the node") from None
+            self._write_sysctls({key: value}, f" on node {ns.name!r}")
         finally:
             _setns(self.home)
 
@@ -304,8 +315,11 @@ class Supervisor:
         ns.forwarding = on
         value = 1 if on else 0
         if self.sysctl_via == "proc":
-            self._proc_sys_write(ns, "net.ipv4.ip_forward", str(value))
-            self._proc_sys_write(ns, "net.ipv6.conf.all.forwarding", str(value))
+            _setns(ns.fd)
+            try:
+                self._write_sysctls(_forwarding_sysctls(on))
+            finally:
+                _setns(self.home)
         else:
             for index in self._all_indexes(ns):
                 ns.nl.set_ipv4_conf(index, {"forwarding": value})
@@ -313,10 +327,19 @@ class Supervisor:
     def _all_indexes(self, ns: Namespace) -> list[int]:
         return [link["ifindex"] for link in self._read(ns, "links")]
 
-    def _new_interface(self, ns: Namespace, ifname: str) -> None:
-        """Settings every new interface needs when sysctls go over netlink."""
+    def _new_interface(self, ns: Namespace, ifname: str, up: bool) -> None:
+        """Give a new (still down) interface the node's settings, then bring it up.
+
+        With /proc/sys, the namespace's defaults already apply; over netlink each setting
+        is written on the interface itself, before it goes up.
+        """
+        index = ns.nl.get_index(ifname)
         if self.sysctl_via == "netlink":
-            ns.nl.set_ipv4_conf(ns.nl.get_index(ifname), {"forwarding": 1 if ns.forwarding else 0})
+            ns.nl.set_ipv4_conf(index, {"forwarding": 1 if ns.forwarding else 0})
+            if not ns.ipv6:
+                ns.nl.set_ipv6_addrgen_none(index)
+        if up:
+            ns.nl.set_link(index, up=True)
 
     def op_set_forwarding(self, rid: int, node: str, on: bool) -> None:
         self._set_forwarding(self._node(node), on)
@@ -363,14 +386,14 @@ class Supervisor:
         op = f"create veth {a}:{a_if} <-> {b}:{b_if}"
         try:
             na.nl.add_veth(a_if, b_if, peer_netns_fd=nb.fd, mtu=mtu, mac=a_mac, peer_mac=b_mac,
-                           master=a_master, up=up)
+                           master=a_master)
         except OSError as exc:
             raise errors.kernel_error(exc.errno or 0, obj=f"{a}:{a_if}", op=op) from None
         try:
-            if up or b_master is not None:
-                nb.nl.set_link(nb.nl.get_index(b_if), master=b_master, up=True if up else None)
-            self._new_interface(na, a_if)
-            self._new_interface(nb, b_if)
+            if b_master is not None:
+                nb.nl.set_link(nb.nl.get_index(b_if), master=b_master)
+            self._new_interface(na, a_if, up)
+            self._new_interface(nb, b_if, up)
         except OSError as exc:
             na.nl.del_link(na.nl.get_index(a_if))  # leave nothing half-built
             raise errors.kernel_error(exc.errno or 0, obj=f"{b}:{b_if}", op=op) from None
@@ -379,9 +402,9 @@ class Supervisor:
                       mac: str | None = None, up: bool = True) -> None:
         ns = self._node(node)
         self._refuse_duplicate(ns, name)
-        ns.nl.add_link(name, "bridge", mtu=mtu, mac=mac, up=up)
+        ns.nl.add_link(name, "bridge", mtu=mtu, mac=mac)
         try:
-            self._new_interface(ns, name)
+            self._new_interface(ns, name, up)
         except OSError:
             ns.nl.del_link(ns.nl.get_index(name))
             raise
@@ -396,10 +419,9 @@ class Supervisor:
         dev_index = None if dev is None else self._index(ns, dev)
         master = self._master_index(ns, bridge)
         ns.nl.add_vxlan(name, vni, group=group, remote=remote, local=local, dev=dev_index,
-                        port=port, learning=learning, ttl=ttl, mtu=mtu, mac=mac, master=master,
-                        up=up)
+                        port=port, learning=learning, ttl=ttl, mtu=mtu, mac=mac, master=master)
         try:
-            self._new_interface(ns, name)
+            self._new_interface(ns, name, up)
         except OSError:
             ns.nl.del_link(ns.nl.get_index(name))
             raise
@@ -426,8 +448,8 @@ class Supervisor:
         self._refuse_duplicate(dest, final)
         if new_name is not None and not self._exists(ns, new_name):
             ns.nl.set_link(index, ifname=new_name)
-        ns.nl.set_link(index, netns_fd=dest.fd)
-        self._new_interface(dest, final)
+        ns.nl.set_link(index, netns_fd=dest.fd)  # it arrives down
+        self._new_interface(dest, final, True)
 
     # -- addresses, routes, neighbours ------------------------------------------------------
 
@@ -689,14 +711,28 @@ class Supervisor:
             time.sleep(0.01)
             self._reap()
             live = [p for p in live if p.returncode is None]
-        for ns in list(self.nodes.values()):
-            self._drop_node(ns)
+        # The namespaces, their bind mounts and our file descriptors are released by the
+        # kernel as this process exits: dropping them one by one would only be slower.
         if not self.named:
             import shutil
             shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 _DEFERRED = object()
+
+
+def _forwarding_sysctls(on: bool) -> dict[str, str]:
+    value = "1" if on else "0"
+    return {"net.ipv4.ip_forward": value, "net.ipv6.conf.all.forwarding": value}
+
+
+def _node_sysctls(forwarding: bool, ipv6: bool) -> dict[str, str]:
+    """What every new node sets explicitly (a new namespace copies some of the host's values)."""
+    settings = _forwarding_sysctls(forwarding)
+    # Without ipv6, new interfaces get no link-local address (like Docker's IPv4-only
+    # networks): no DAD/MLD/RS chatter in captures or across big switches.
+    settings["net.ipv6.conf.default.addr_gen_mode"] = "0" if ipv6 else "1"
+    return settings
 
 
 def _proc_sys_writable() -> bool:

@@ -49,13 +49,19 @@ class Lab:
       settings go over netlink, for hosts whose security profile denies ``mount`` and
       writes to ``/proc/sys`` (Ubuntu containerd/AppArmor, e.g. Binder);
     * ``"auto"`` (default): ``full`` where the host allows it, else the restricted ways.
+
+    ``ipv6=False`` (default) gives new interfaces no automatic IPv6 link-local address,
+    as Docker does on IPv4-only networks: captures then show only the traffic a lesson
+    is about. IPv6 addresses added by hand still work. ``ipv6=True`` behaves like a
+    stock Linux host (``fe80::`` on every interface, with its DAD and MLD packets).
     """
 
-    def __init__(self, name: str | None = None, *, mode: str = "auto") -> None:
+    def __init__(self, name: str | None = None, *, mode: str = "auto", ipv6: bool = False) -> None:
         if mode not in MODES:
             raise InvalidTopology(f"lab mode {mode!r} is not known", obj=mode, op="create lab",
                                   remedy=f"use one of {', '.join(MODES)}")
         self.name = validate.node_name(name) if name is not None else f"lab{next(_counter)}"
+        self.ipv6 = ipv6
         self.nodes: dict[str, Node] = {}
         self.links: list[Link] = []
         self._batch: list[dict[str, Any]] | None = None
@@ -138,7 +144,7 @@ class Lab:
         if name in self.nodes:
             raise DuplicateName(f"node {name!r} already exists in lab {self.name!r}", obj=name,
                                 op="add node", remedy="choose another name")
-        self._call("add_node", node=name, forwarding=kind == "router")
+        self._call("add_node", node=name, forwarding=kind == "router", ipv6=self.ipv6)
         node = Node(self, name, kind)
         self.nodes[name] = node
         if kind == "switch":

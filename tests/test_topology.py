@@ -173,3 +173,17 @@ def test_batch_builds_a_star(lab: Lab) -> None:
             host.add_address("eth0", f"10.0.0.{i}/24")
     assert len(sw.bridge_ports("br0")) == 20
     assert hosts[0].ping("10.0.0.20", count=1).received == 1
+
+
+@pytest.mark.parametrize("mode", ["full", "restricted"])
+@pytest.mark.parametrize("ipv6", [False, True])
+def test_ipv6_link_local_only_when_asked(mode: str, ipv6: bool) -> None:
+    with Lab("six", mode=mode, ipv6=ipv6) as lab:
+        a, b = lab.add_host("a"), lab.add_host("b")
+        lab.link(a, b)
+        lab["a"].add_bridge("br0")
+        link_local = {x.ifname for x in a.addresses() if x.local.startswith("fe80:")}
+        assert link_local == ({"eth0", "br0"} if ipv6 else set())
+        a.add_address("eth0", "fd00::1/64")
+        b.add_address("eth0", "fd00::2/64")
+        assert a.ping("fd00::2", count=1).received == 1
