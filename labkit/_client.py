@@ -24,7 +24,7 @@ from . import _protocol, errors
 class SupervisorClient:
     """A running supervisor and the socket to it."""
 
-    def __init__(self, *, mounts: bool, sysctl: str, label: str) -> None:
+    def __init__(self, *, mounts: bool, sysctl: str, label: str, host: bool = False) -> None:
         self.label = label
         unshare = shutil.which("unshare") or "/usr/bin/unshare"
         if not os.path.exists(unshare):
@@ -32,12 +32,17 @@ class SupervisorClient:
                                      obj="unshare", op="start lab",
                                      remedy="install util-linux, then run `labkit doctor`")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        argv = [unshare, "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork",
-                "--kill-child"]
-        if not mounts:
+        if host:
+            # A view of the real machine (Docker lessons): the host's own user and network
+            # namespaces, only a private PID namespace so the lab's processes die with it.
+            argv = [unshare, "--pid", "--fork", "--kill-child"]
+        else:
+            argv = [unshare, "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork",
+                    "--kill-child"]
+        if not mounts and not host:
             argv.append("--propagation=unchanged")
         argv += [sys.executable, "-m", "labkit._supervisor", str(theirs.fileno()),
-                 "--mounts" if mounts else "--no-mounts", f"--sysctl={sysctl}"]
+                 "--mounts" if mounts and not host else "--no-mounts", f"--sysctl={sysctl}"]
         env = dict(os.environ)
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)

@@ -66,6 +66,7 @@ class Namespace:
     nl: Netlink
     forwarding: bool = False
     ipv6: bool = False  # automatic IPv6 link-local addresses on new interfaces
+    adopted: bool = False  # someone else's namespace (a Docker container): never torn down
     ipr: Any = None  # pyroute2 IPRoute, opened on first inspection
 
 
@@ -266,7 +267,7 @@ class Supervisor:
             ns.ipr.close()
         ns.nl.close()
         os.close(ns.fd)
-        if self.named:
+        if self.named and not ns.adopted:
             path = f"/run/netns/{ns.name}"
             _libc.umount2(path.encode(), MNT_DETACH)
             try:
@@ -274,6 +275,38 @@ class Supervisor:
             except OSError:
                 pass
         self.nodes.pop(ns.name, None)
+
+    def op_adopt(self, rid: int, node: str, pid: int) -> dict[str, Any]:
+        """Work in the network namespace of an existing process (e.g. a Docker container)."""
+        if node in self.nodes:
+            raise errors.DuplicateName(f"node {node!r} already exists in this lab", obj=node,
+                                       op="adopt namespace", remedy="choose another name")
+        try:
+            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise errors.NotFound(f"process {pid} does not exist", obj=str(pid),
+                                  op="adopt namespace",
+                                  remedy="check the container is running (docker ps)") from None
+        try:
+            _setns(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        try:
+            nl = Netlink()
+        finally:
+            _setns(self.home)
+        forwarding = self._proc_sys_read_fd(fd, "net.ipv4.ip_forward") == "1"
+        self.nodes[node] = Namespace(node, fd, nl, forwarding=forwarding, ipv6=True, adopted=True)
+        return {"node": node, "forwarding": forwarding}
+
+    def _proc_sys_read_fd(self, fd: int, key: str) -> str:
+        _setns(fd)
+        try:
+            with open("/proc/sys/" + key.replace(".", "/")) as fh:
+                return fh.read().strip()
+        finally:
+            _setns(self.home)
 
     def op_del_node(self, rid: int, node: str) -> None:
         self._drop_node(self._node(node))

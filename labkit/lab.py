@@ -22,17 +22,18 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
+import os
 import weakref
 from typing import Any, Iterator
 
 from . import validate
 from ._client import SupervisorClient
-from .errors import DuplicateName, InvalidTopology, LabClosed, NotFound
+from .errors import DuplicateName, InvalidTopology, LabClosed, NamespacesUnavailable, NotFound
 from .model import Link
 from .node import KINDS, Node
 
 SWITCH_BRIDGE = "br0"
-MODES = ("auto", "full", "restricted")
+MODES = ("auto", "full", "restricted", "host")
 _counter = itertools.count(1)
 _open_labs: "weakref.WeakSet[Lab]" = weakref.WeakSet()
 
@@ -48,7 +49,10 @@ class Lab:
     * ``"restricted"``: no mounts at all (namespaces are held by file descriptor) and
       settings go over netlink, for hosts whose security profile denies ``mount`` and
       writes to ``/proc/sys`` (Ubuntu containerd/AppArmor, e.g. Binder);
-    * ``"auto"`` (default): ``full`` where the host allows it, else the restricted ways.
+    * ``"auto"`` (default): ``full`` where the host allows it, else the restricted ways;
+    * ``"host"``: no bubble: a root-only view of this machine's real namespaces, for the
+      Docker lessons. Nodes are adopted (:meth:`adopt`), never created, and are left as
+      they were when the lab closes; only the processes the lab started are ended.
 
     ``ipv6=False`` (default) gives new interfaces no automatic IPv6 link-local address,
     as Docker does on IPv4-only networks: captures then show only the traffic a lesson
@@ -65,13 +69,21 @@ class Lab:
         self.nodes: dict[str, Node] = {}
         self.links: list[Link] = []
         self._batch: list[dict[str, Any]] | None = None
+        if mode == "host" and os.geteuid() != 0:
+            raise NamespacesUnavailable(
+                "a host-mode lab (a view of this machine's real namespaces) needs root",
+                obj=self.name, op="create lab",
+                remedy="run the notebook as root (./course.sh start does), or use a bubble lab")
         self._client: SupervisorClient | None = SupervisorClient(
             mounts=mode != "restricted", sysctl="netlink" if mode == "restricted" else "auto",
-            label=self.name)
+            label=self.name, host=mode == "host")
         info = self._client.info
         self.named_namespaces: bool = bool(info["named"])
         self.sysctl_via: str = str(info["sysctl"])
-        self.mode = "full" if self.named_namespaces and self.sysctl_via == "proc" else "restricted"
+        if mode == "host":
+            self.mode = "host"
+        else:
+            self.mode = "full" if self.named_namespaces and self.sysctl_via == "proc" else "restricted"
         self.supervisor_pid: int = int(self._client.process.pid)
         self.notes: list[str] = list(info.get("notes", []))
         _open_labs.add(self)
@@ -144,6 +156,10 @@ class Lab:
         if name in self.nodes:
             raise DuplicateName(f"node {name!r} already exists in lab {self.name!r}", obj=name,
                                 op="add node", remedy="choose another name")
+        if self.mode == "host":
+            raise InvalidTopology(f"cannot create node {name!r} in a host-mode lab",
+                                  obj=name, op="add node",
+                                  remedy="adopt existing namespaces with lab.adopt(), or use a bubble Lab()")
         self._call("add_node", node=name, forwarding=kind == "router", ipv6=self.ipv6)
         node = Node(self, name, kind)
         self.nodes[name] = node
@@ -153,6 +169,25 @@ class Lab:
             except Exception:
                 self.remove_node(name)
                 raise
+        return node
+
+    def adopt(self, name: str, *, pid: int, kind: str = "host") -> Node:
+        """Work inside the network namespace of a running process (a Docker container's PID,
+        or ``os.getpid()`` for this machine's own). ``nsenter --net --target PID``.
+
+        The namespace is not the lab's: closing the lab leaves it as it is.
+        """
+        validate.node_name(name)
+        if name in self.nodes:
+            raise DuplicateName(f"node {name!r} already exists in lab {self.name!r}", obj=name,
+                                op="adopt namespace", remedy="choose another name")
+        if kind not in KINDS:
+            raise InvalidTopology(f"node kind {kind!r} is not known", obj=name, op="adopt namespace",
+                                  remedy=f"use one of {', '.join(KINDS)}")
+        self._call("adopt", node=name, pid=int(pid))
+        node = Node(self, name, kind)
+        node._ifnames |= {i.ifname for i in node.interfaces()}
+        self.nodes[name] = node
         return node
 
     def add_host(self, name: str) -> Node:

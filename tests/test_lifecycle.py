@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from labkit import Lab, LabClosed
+from labkit import InvalidTopology, Lab, LabClosed
 
 from helpers import descendants, wait_until
 
@@ -190,3 +190,33 @@ def test_modes(mode: str) -> None:
         assert h1.ping("10.0.2.2", count=1, wait=0.5).received == 0
         r.set_sysctl("net.ipv4.conf.eth0.proxy_arp", 1)
         assert r.get_sysctl("net.ipv4.conf.eth0.proxy_arp") == "1"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="host-mode labs need root")
+def test_host_mode_adopts_without_owning() -> None:
+    # A process in a namespace of its own, standing in for a Docker container.
+    outside = subprocess.Popen(["unshare", "--net", "sh", "-c",
+                                "ip link set lo up; ip link add dummy-br type bridge; exec sleep 300"])
+    try:
+        assert wait_until(lambda: os.readlink(f"/proc/{outside.pid}/ns/net")
+                          != os.readlink("/proc/self/ns/net"))
+        assert wait_until(lambda: subprocess.run(
+            ["nsenter", f"--net=/proc/{outside.pid}/ns/net", "ip", "link", "show", "dummy-br"],
+            capture_output=True).returncode == 0)
+        with Lab("view", mode="host") as lab:
+            box = lab.adopt("box", pid=outside.pid)
+            me = lab.adopt("me", pid=os.getpid())
+            assert {"lo", "dummy-br"} <= {i.ifname for i in box.interfaces()}
+            assert box.ping("127.0.0.1", count=1).received == 1
+            host_names = {i.ifname for i in me.interfaces()}
+            assert "lo" in host_names
+            with pytest.raises(InvalidTopology, match="host-mode"):
+                lab.add_host("new")
+        # The adopted namespace and its owner are untouched by the lab's end.
+        assert outside.poll() is None
+        still = subprocess.run(["nsenter", f"--net=/proc/{outside.pid}/ns/net", "ip", "link",
+                                "show", "dummy-br"], capture_output=True)
+        assert still.returncode == 0
+    finally:
+        outside.kill()
+        outside.wait()
