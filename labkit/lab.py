@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import os
 import weakref
+from pathlib import Path
 from typing import Any, Iterator
 
 from . import validate
@@ -58,14 +59,20 @@ class Lab:
     as Docker does on IPv4-only networks: captures then show only the traffic a lesson
     is about. IPv6 addresses added by hand still work. ``ipv6=True`` behaves like a
     stock Linux host (``fe80::`` on every interface, with its DAD and MLD packets).
+
+    ``workdir`` is the folder under which the lab's files are written (captures go to
+    ``WORKDIR/captures/``) and kept after it closes, so they can be opened in
+    Wireshark; by default the current directory (the notebook's folder).
     """
 
-    def __init__(self, name: str | None = None, *, mode: str = "auto", ipv6: bool = False) -> None:
+    def __init__(self, name: str | None = None, *, mode: str = "auto", ipv6: bool = False,
+                 workdir: "str | os.PathLike[str] | None" = None) -> None:
         if mode not in MODES:
             raise InvalidTopology(f"lab mode {mode!r} is not known", obj=mode, op="create lab",
                                   remedy=f"use one of {', '.join(MODES)}")
         self.name = validate.node_name(name) if name is not None else f"lab{next(_counter)}"
         self.ipv6 = ipv6
+        self.workdir = Path(workdir) if workdir is not None else Path.cwd()
         self.nodes: dict[str, Node] = {}
         self.links: list[Link] = []
         self._batch: list[dict[str, Any]] | None = None

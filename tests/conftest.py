@@ -28,8 +28,8 @@ def no_residue() -> Iterator[None]:
 
 
 @pytest.fixture
-def lab() -> Iterator[Lab]:
-    with Lab("test") as made:
+def lab(tmp_path) -> Iterator[Lab]:
+    with Lab("test", workdir=tmp_path) as made:
         yield made
 
 

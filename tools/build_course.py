@@ -1,0 +1,157 @@
+"""Build the course notebooks from their sources, so they never drift apart.
+
+Sources are Python files in jupytext's "percent" format under ``course/``:
+
+* ``course/notebooks/NN-name.py``  ->  ``notebooks/NN-name.ipynb`` (walkthrough, executed)
+* ``course/exercises/NN-name.py``  ->  ``solutions/NN-name.ipynb`` (executed) and
+  ``exercises/NN-name.ipynb`` (the student copy: every block between
+  ``# BEGIN SOLUTION`` and ``# END SOLUTION`` becomes ``...`` with a prompt; not executed)
+
+Each built notebook gets a generated navigation line at the end. Notebooks are
+committed executed, so a reader whose machine cannot run labs still sees every result.
+
+    .venv/bin/python tools/build_course.py            # build and execute everything
+    .venv/bin/python tools/build_course.py 01 02      # only sources starting with 01/02
+    .venv/bin/python tools/build_course.py --check    # fail if a built file is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = re.compile(r"^([ \t]*)# BEGIN SOLUTION\n.*?^[ \t]*# END SOLUTION\n?", re.M | re.S)
+PROMPT = "{indent}# YOUR CODE HERE (replace the ... below)\n{indent}...\n"
+EXEC_TIMEOUT = 600
+
+
+def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The exercise handed to students: solution blocks replaced by a prompt and ``...``."""
+    out = nbformat.reads(nbformat.writes(nb), as_version=4)
+    for cell in out.cells:
+        if cell.cell_type == "code" and "# BEGIN SOLUTION" in cell.source:
+            cell.source = SOLUTION.sub(lambda m: PROMPT.format(indent=m.group(1)), cell.source + "\n").rstrip("\n")
+    return out
+
+
+def strip_markers(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The instructor's solution: the same notebook without the marker comments."""
+    out = nbformat.reads(nbformat.writes(nb), as_version=4)
+    for cell in out.cells:
+        if cell.cell_type == "code":
+            cell.source = "\n".join(line for line in cell.source.splitlines()
+                                    if line.strip() not in ("# BEGIN SOLUTION", "# END SOLUTION"))
+    return out
+
+
+def navigation(order: list[Path], index: int, folder: str) -> nbformat.NotebookNode:
+    parts = []
+    if index > 0:
+        prev = order[index - 1].with_suffix(".ipynb").name
+        parts.append(f"[← {prev}]({prev})")
+    parts.append("[course index](../README.md)")
+    if index + 1 < len(order):
+        nxt = order[index + 1].with_suffix(".ipynb").name
+        parts.append(f"[{nxt} →]({nxt})")
+    cell = nbformat.v4.new_markdown_cell(" | ".join(parts))
+    cell.metadata["tags"] = ["navigation"]
+    return cell
+
+
+def load(source: Path) -> nbformat.NotebookNode:
+    nb = jupytext.read(source, fmt="py:percent")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata.pop("jupytext", None)
+    return nb
+
+
+def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
+    client = NotebookClient(nb, timeout=EXEC_TIMEOUT, kernel_name="python3",
+                            resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return nb
+
+
+def targets(kind: str, source: Path) -> list[tuple[Path, str]]:
+    name = source.with_suffix(".ipynb").name
+    if kind == "notebooks":
+        return [(ROOT / "notebooks" / name, "walkthrough")]
+    return [(ROOT / "solutions" / name, "solution"), (ROOT / "exercises" / name, "exercise")]
+
+
+def build(kind: str, order: list[Path], index: int, run: bool) -> list[Path]:
+    source = order[index]
+    base = load(source)
+    written = []
+    for path, role in targets(kind, source):
+        folder = path.parent.name
+        if role == "exercise":
+            nb = student_copy(base)
+        elif role == "solution":
+            nb = strip_markers(base)
+        else:
+            nb = nbformat.reads(nbformat.writes(base), as_version=4)
+        nb.cells.append(navigation(order, index, folder))
+        if run and role != "exercise":
+            print(f"executing {path.relative_to(ROOT)} ...", flush=True)
+            execute(nb, path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+        written.append(path)
+    return written
+
+
+def sources(kind: str) -> list[Path]:
+    return sorted((ROOT / "course" / kind).glob("[0-9][0-9]-*.py"))
+
+
+def cell_sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source) for c in nb.cells]
+
+
+def check() -> list[str]:
+    """Names of built notebooks whose cells differ from what their source gives now."""
+    stale = []
+    for kind in ("notebooks", "exercises"):
+        order = sources(kind)
+        for i, source in enumerate(order):
+            base = load(source)
+            for path, role in targets(kind, source):
+                expected = (student_copy(base) if role == "exercise" else
+                            strip_markers(base) if role == "solution" else base)
+                expected.cells.append(navigation(order, i, path.parent.name))
+                if not path.exists() or cell_sources(nbformat.read(path, as_version=4)) != cell_sources(expected):
+                    stale.append(str(path.relative_to(ROOT)))
+    return stale
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("only", nargs="*", help="prefixes of sources to build (e.g. 01 02)")
+    parser.add_argument("--no-execute", action="store_true", help="write without running")
+    parser.add_argument("--check", action="store_true", help="report out-of-date notebooks")
+    args = parser.parse_args()
+    if args.check:
+        stale = check()
+        for name in stale:
+            print(f"out of date: {name} (run tools/build_course.py)")
+        return 1 if stale else 0
+    for kind in ("notebooks", "exercises"):
+        order = sources(kind)
+        for i, source in enumerate(order):
+            if args.only and not any(source.name.startswith(p) for p in args.only):
+                continue
+            for path in build(kind, order, i, run=not args.no_execute):
+                print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
