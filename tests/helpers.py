@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
 
 
+# Interfaces the Docker engine makes and removes on its own schedule in the host's
+# namespace; labs never create anything there, and the Docker tests check their own.
+DOCKER_OWNED = re.compile(r"^(docker0|docker_gwbridge|br-[0-9a-f]{12}|veth[0-9a-f]{7})$")
+
+
 def host_links() -> set[str]:
+    """Names of the interfaces in this machine's own network namespace (Docker's aside)."""
     out = subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout
-    return {link["ifname"] for link in json.loads(out)}
+    return {link["ifname"] for link in json.loads(out) if not DOCKER_OWNED.match(link["ifname"])}
 
 
 def host_mounts() -> set[str]:
