@@ -315,12 +315,14 @@ class Supervisor:
 
     @staticmethod
     def _write_sysctls(settings: dict[str, str], where: str = "") -> None:
-        """Write sysctls of the namespace this process is in now."""
+        """Write sysctls of the namespace this process is in now (keys in OPTIONAL may be absent)."""
         for key, value in settings.items():
             try:
                 with open("/proc/sys/" + key.replace(".", "/"), "w") as fh:
                     fh.write(value)
             except FileNotFoundError:
+                if key in OPTIONAL_SYSCTLS:
+                    continue
                 raise errors.NotFound(f"sysctl {key!r} does not exist{where}", obj=key,
                                       op="set sysctl",
                                       remedy="check the name with `sysctl -a` in the node") from None
@@ -765,7 +767,16 @@ def _node_sysctls(forwarding: bool, ipv6: bool) -> dict[str, str]:
     # Without ipv6, new interfaces get no link-local address (like Docker's IPv4-only
     # networks): no DAD/MLD/RS chatter in captures or across big switches.
     settings["net.ipv6.conf.default.addr_gen_mode"] = "0" if ipv6 else "1"
+    # Bridged frames skip iptables, as on a machine without br_netfilter. A new namespace
+    # otherwise copies whatever the host has (1 where Docker runs); lessons turn it on.
+    for key in OPTIONAL_SYSCTLS:
+        settings[key] = "0"
     return settings
+
+
+# Present only when the kernel has br_netfilter.
+OPTIONAL_SYSCTLS = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables",
+                    "net.bridge.bridge-nf-call-arptables")
 
 
 def _proc_sys_writable() -> bool:

@@ -187,3 +187,20 @@ def test_ipv6_link_local_only_when_asked(mode: str, ipv6: bool) -> None:
         a.add_address("eth0", "fd00::1/64")
         b.add_address("eth0", "fd00::2/64")
         assert a.ping("fd00::2", count=1).received == 1
+
+
+def test_bridged_frames_skip_iptables_unless_br_netfilter_is_on(lab: Lab) -> None:
+    host, c1, c2 = lab.add_router("host"), lab.add_host("c1"), lab.add_host("c2")
+    host.add_bridge("docker0", address="172.17.0.1/16")
+    lab.link(c1, host, names=("eth0", "veth1"), bridges=(None, "docker0"))
+    lab.link(c2, host, names=("eth0", "veth2"), bridges=(None, "docker0"))
+    c1.add_address("eth0", "172.17.0.2/16")
+    c2.add_address("eth0", "172.17.0.3/16")
+    host.iptables("-P", "FORWARD", "DROP")
+    # Set explicitly at node creation, whatever the host machine uses.
+    assert host.get_sysctl("net.bridge.bridge-nf-call-iptables") == "0"
+    assert c1.ping("172.17.0.3", count=1).received == 1
+    host.set_sysctl("net.bridge.bridge-nf-call-iptables", 1)   # what Docker hosts have
+    assert c1.ping("172.17.0.3", count=1, wait=0.5).received == 0
+    host.iptables("-A", "FORWARD", "-i", "docker0", "-o", "docker0", "-j", "ACCEPT")
+    assert c1.ping("172.17.0.3", count=1).received == 1
