@@ -492,6 +492,8 @@ class Supervisor:
                    prefixlen: int) -> None:
         ns = self._node(node)
         index = self._index(ns, ifname)
+        if add and ":" in ip and not ns.ipv6 and self.sysctl_via == "proc":
+            self._proc_sys_write(ns, f"net.ipv6.conf.{ifname}.disable_ipv6", "0")
         try:
             ns.nl.address(add, index, ip, prefixlen)
         except OSError as exc:
@@ -767,6 +769,10 @@ def _node_sysctls(forwarding: bool, ipv6: bool) -> dict[str, str]:
     # Without ipv6, new interfaces get no link-local address (like Docker's IPv4-only
     # networks): no DAD/MLD/RS chatter in captures or across big switches.
     settings["net.ipv6.conf.default.addr_gen_mode"] = "0" if ipv6 else "1"
+    # Without ipv6, IPv6 is off on every interface until an IPv6 address is added to it:
+    # no MLD reports or other IPv6 chatter appear in IPv4 lessons' captures.
+    settings["net.ipv6.conf.all.disable_ipv6"] = "0" if ipv6 else "1"
+    settings["net.ipv6.conf.default.disable_ipv6"] = "0" if ipv6 else "1"
     # Bridged frames skip iptables, as on a machine without br_netfilter. A new namespace
     # otherwise copies whatever the host has (1 where Docker runs); lessons turn it on.
     for key in OPTIONAL_SYSCTLS:

@@ -22,7 +22,9 @@ def host_links() -> set[str]:
 
 
 def host_mounts() -> set[str]:
-    return set(Path("/proc/self/mountinfo").read_text().splitlines())
+    """This mount namespace's table, less the namespace mounts the Docker engine manages."""
+    return {line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if "/run/docker/" not in line}
 
 
 def descendants(root: int) -> set[int]:
