@@ -17,7 +17,7 @@ import ipaddress
 import os
 import socket
 import struct
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 # Message types and flags (linux/rtnetlink.h, linux/netlink.h).
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
@@ -83,6 +83,15 @@ def attr(kind: int, payload: bytes) -> bytes:
 
 def nested(kind: int, attrs: Iterable[bytes]) -> bytes:
     return attr(kind | 0x8000, b"".join(attrs))  # NLA_F_NESTED
+
+
+def optional(*pairs: tuple[int, bytes | None]) -> list[bytes]:
+    """Attributes for the (type, payload) pairs whose payload is not None."""
+    return [attr(kind, payload) for kind, payload in pairs if payload is not None]
+
+
+def _maybe(encode: "Callable[[Any], bytes]", value: Any) -> bytes | None:
+    return None if value is None else encode(value)
 
 
 def _str(value: str) -> bytes:
@@ -154,15 +163,9 @@ class Netlink:
     def add_link(self, ifname: str, kind: str, *, data: Sequence[bytes] = (),
                  mtu: int | None = None, mac: str | None = None, master: int | None = None,
                  up: bool = False, link: int | None = None) -> None:
-        attrs = [attr(IFLA_IFNAME, _str(ifname))]
-        if mtu is not None:
-            attrs.append(attr(IFLA_MTU, _u32(mtu)))
-        if mac is not None:
-            attrs.append(attr(IFLA_ADDRESS, _mac(mac)))
-        if master is not None:
-            attrs.append(attr(IFLA_MASTER, _u32(master)))
-        if link is not None:
-            attrs.append(attr(IFLA_LINK, _u32(link)))
+        attrs = optional((IFLA_IFNAME, _str(ifname)), (IFLA_MTU, _maybe(_u32, mtu)),
+                         (IFLA_ADDRESS, _maybe(_mac, mac)), (IFLA_MASTER, _maybe(_u32, master)),
+                         (IFLA_LINK, _maybe(_u32, link)))
         info = [attr(IFLA_INFO_KIND, _str(kind))]
         if data:
             info.append(nested(IFLA_INFO_DATA, data))
@@ -175,13 +178,9 @@ class Netlink:
                  mtu: int | None = None, mac: str | None = None, peer_mac: str | None = None,
                  master: int | None = None, up: bool = False) -> None:
         """A veth pair; the peer end is created, down, directly in the namespace ``peer_netns_fd``."""
-        peer_attrs = [attr(IFLA_IFNAME, _str(peer))]
-        if mtu is not None:
-            peer_attrs.append(attr(IFLA_MTU, _u32(mtu)))
-        if peer_mac is not None:
-            peer_attrs.append(attr(IFLA_ADDRESS, _mac(peer_mac)))
-        if peer_netns_fd is not None:
-            peer_attrs.append(attr(IFLA_NET_NS_FD, _u32(peer_netns_fd)))
+        peer_attrs = optional((IFLA_IFNAME, _str(peer)), (IFLA_MTU, _maybe(_u32, mtu)),
+                              (IFLA_ADDRESS, _maybe(_mac, peer_mac)),
+                              (IFLA_NET_NS_FD, _maybe(_u32, peer_netns_fd)))
         # The peer cannot be brought up inside this message (veth_open fails with ENOTCONN
         # while its own peer is not registered yet): the caller sets it up afterwards.
         peer_body = _IFINFO.pack(0, 0, 0, 0, 0) + b"".join(peer_attrs)
@@ -195,34 +194,22 @@ class Netlink:
                   up: bool = False) -> None:
         data = [attr(IFLA_VXLAN_ID, _u32(vni)), attr(IFLA_VXLAN_PORT, struct.pack("!H", port)),
                 attr(IFLA_VXLAN_LEARNING, bytes([1 if learning else 0]))]
-        far = group or remote
-        if far is not None:
-            ip = ipaddress.ip_address(far)
-            data.append(attr(IFLA_VXLAN_GROUP if ip.version == 4 else IFLA_VXLAN_GROUP6, ip.packed))
-        if local is not None:
-            ip = ipaddress.ip_address(local)
-            data.append(attr(IFLA_VXLAN_LOCAL if ip.version == 4 else IFLA_VXLAN_LOCAL6, ip.packed))
-        if dev is not None:
-            data.append(attr(IFLA_VXLAN_LINK, _u32(dev)))
-        if ttl is not None:
-            data.append(attr(IFLA_VXLAN_TTL, bytes([ttl])))
+        for value, v4, v6 in ((group or remote, IFLA_VXLAN_GROUP, IFLA_VXLAN_GROUP6),
+                              (local, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LOCAL6)):
+            if value is not None:
+                ip = ipaddress.ip_address(value)
+                data.append(attr(v4 if ip.version == 4 else v6, ip.packed))
+        data += optional((IFLA_VXLAN_LINK, _maybe(_u32, dev)),
+                         (IFLA_VXLAN_TTL, _maybe(lambda t: bytes([t]), ttl)))
         self.add_link(ifname, "vxlan", data=data, mtu=mtu, mac=mac, master=master, up=up)
 
     def set_link(self, index: int, *, up: bool | None = None, mtu: int | None = None,
                  mac: str | None = None, master: int | None = None, ifname: str | None = None,
                  netns_fd: int | None = None) -> None:
         """Change a link; ``master=0`` releases it from its bridge."""
-        attrs = []
-        if mtu is not None:
-            attrs.append(attr(IFLA_MTU, _u32(mtu)))
-        if mac is not None:
-            attrs.append(attr(IFLA_ADDRESS, _mac(mac)))
-        if master is not None:
-            attrs.append(attr(IFLA_MASTER, _u32(master)))
-        if ifname is not None:
-            attrs.append(attr(IFLA_IFNAME, _str(ifname)))
-        if netns_fd is not None:
-            attrs.append(attr(IFLA_NET_NS_FD, _u32(netns_fd)))
+        attrs = optional((IFLA_MTU, _maybe(_u32, mtu)), (IFLA_ADDRESS, _maybe(_mac, mac)),
+                         (IFLA_MASTER, _maybe(_u32, master)), (IFLA_IFNAME, _maybe(_str, ifname)),
+                         (IFLA_NET_NS_FD, _maybe(_u32, netns_fd)))
         flags = IFF_UP if up else 0
         change = IFF_UP if up is not None else 0
         self.request(RTM_NEWLINK, 0, _IFINFO.pack(0, 0, index, flags, change) + b"".join(attrs))
@@ -271,17 +258,10 @@ class Netlink:
         body = _RTMSG.pack(family, net.prefixlen, 0, 0, table if table < 256 else 252,
                            RTPROT_BOOT if add else 0, scope if add else RT_SCOPE_NOWHERE_DEL,
                            rtype if add else 0, RTNH_F_ONLINK if onlink else 0)
-        attrs = [attr(RTA_TABLE, _u32(table))]
-        if net.prefixlen:
-            attrs.append(attr(RTA_DST, net.network_address.packed))
-        if gateway is not None:
-            attrs.append(attr(RTA_GATEWAY, _ip(gateway)))
-        if oif is not None:
-            attrs.append(attr(RTA_OIF, _u32(oif)))
-        if metric is not None:
-            attrs.append(attr(RTA_PRIORITY, _u32(metric)))
-        if src is not None:
-            attrs.append(attr(RTA_PREFSRC, _ip(src)))
+        attrs = optional((RTA_TABLE, _u32(table)),
+                         (RTA_DST, net.network_address.packed if net.prefixlen else None),
+                         (RTA_GATEWAY, _maybe(_ip, gateway)), (RTA_OIF, _maybe(_u32, oif)),
+                         (RTA_PRIORITY, _maybe(_u32, metric)), (RTA_PREFSRC, _maybe(_ip, src)))
         body += b"".join(attrs)
         if add:
             flags = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL)
