@@ -270,6 +270,18 @@ class Lab:
         self.links.append(link)
         return link
 
+    def capture(self, targets: "list[tuple[str | Node, str]]", *, filter: str | None = None,
+                count: int | None = None, duration: float | None = None) -> Any:
+        """Capture on several ``(node, interface)`` pairs at once, merged into one table.
+
+        Follow one packet across veth, bridge, tunnel and the far host; see
+        :class:`labkit.capture.MultiCapture`.
+        """
+        from .capture import MultiCapture
+
+        return MultiCapture([(self.node(n), ifname) for n, ifname in targets], filter=filter,
+                            count=count, duration=duration)
+
     # -- description -------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from .process import Process
 from .results import CommandResult, Hop, PingResult, parse_ping, parse_traceroute
 
 if TYPE_CHECKING:
+    from .capture import Capture
     from .lab import Lab
 
 KINDS = ("host", "router", "switch")
@@ -326,6 +327,16 @@ class Node:
         if result.returncode != 0 and not result.stdout:
             result.check()
         return parse_traceroute(result.stdout)
+
+    def capture(self, ifname: str, *, filter: str | None = None, count: int | None = None,
+                duration: float | None = None, path: str | None = None) -> "Capture":
+        """Capture packets on one of this node's interfaces (use it in a ``with`` block).
+
+        ``tcpdump -i IF -w FILE [FILTER]`` inside the node; see :class:`labkit.capture.Capture`.
+        """
+        from .capture import Capture
+
+        return Capture(self, ifname, filter=filter, count=count, duration=duration, path=path)
 
     def nft(self, script: str) -> CommandResult:
         """Load an nftables script in this node. ``nft -f -``."""
