@@ -1,0 +1,24 @@
+"""Ready-made scenarios build what their docstrings promise."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit import InvalidAddress, Lab
+from labkit.scenarios import two_hosts
+
+
+def test_two_hosts_default_plan(lab: Lab) -> None:
+    s = two_hosts(lab)
+    assert [s.address(n) for n in (s.host1, s.host2, s.c1, s.c2)] == \
+        ["172.16.1.1", "172.16.1.2", "10.0.0.11", "10.0.0.21"]
+    assert s.host1.bridge_ports("lxdbr0") == ["veth-c1"]  # the card stays out of the bridge
+    assert s.host1.ping("172.16.1.2", count=1).received == 1
+    assert s.c1.ping("10.0.0.21", count=1, wait=0.3).received == 0  # nothing joins the bridges
+
+
+def test_two_hosts_parameters_and_errors(lab: Lab) -> None:
+    s = two_hosts(lab, underlay="192.168.56.0/24", subnet="10.7.0.0/16", nic="eth1", bridge="br0")
+    assert s.address(s.c2) == "10.7.0.21" and s.host1.interface("eth1").master is None
+    with pytest.raises(InvalidAddress, match="/26 or larger"):
+        two_hosts(lab, subnet="10.0.0.0/30")
