@@ -24,7 +24,7 @@ def host_links() -> set[str]:
 def host_mounts() -> set[str]:
     """This mount namespace's table, less the namespace mounts the Docker engine manages."""
     return {line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-            if "/run/docker/" not in line}
+            if "docker" not in line and "containerd" not in line}
 
 
 def descendants(root: int) -> set[int]:
