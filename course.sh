@@ -50,11 +50,20 @@ python_env() {
     "$VENV/bin/python" -c "import labkit" || { echo "labkit failed to install" >&2; exit 1; }
 }
 
+docker_engine() {
+    # The Docker lessons (part 2) need a running engine and the course's offline image.
+    if $SUDO .ci/docker.sh; then
+        "$VENV/bin/python" -m labkit.docker setup || say "could not build the course's Docker image"
+    else
+        say "no Docker engine: the Docker lessons will be skipped (labkit doctor says why)"
+    fi
+}
+
 case "$ACTION" in
     setup)
-        system_packages; python_env ;;
+        system_packages; python_env; docker_engine ;;
     start)
-        system_packages; python_env
+        system_packages; python_env; docker_engine
         "$VENV/bin/labkit" doctor || true
         say "Starting JupyterLab on the course notebooks (Ctrl-C to stop)"
         extra=()
@@ -63,10 +72,10 @@ case "$ACTION" in
             --ip="${LABKIT_JUPYTER_IP:-127.0.0.1}" --port="${LABKIT_JUPYTER_PORT:-8888}" "${extra[@]}"
         ;;
     test)
-        system_packages; python_env
+        system_packages; python_env; docker_engine
         "$VENV/bin/labkit" doctor
         say "Running the test suite"
-        exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${@:2}"
+        exec "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider "${@:2}"
         ;;
     *)
         echo "usage: $0 start|test|setup" >&2; exit 2 ;;

@@ -1,4 +1,4 @@
-"""The ``labkit`` command: ``labkit doctor``, ``labkit version`` (more subcommands join here)."""
+"""The ``labkit`` command: ``labkit doctor``, ``labkit clean``, ``labkit version``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check what this machine can run, and how to fix the rest")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     sub.add_parser("version", help="print labkit's version")
+    from .docker.__main__ import add_arguments as docker_clean_arguments
+    docker_clean_arguments(sub.add_parser(
+        "clean", help="remove the Docker containers, networks and engines the course labelled"))
     return parser
 
 
@@ -22,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         from . import doctor as doctor_module
         return doctor_module.main(as_json=args.json)
+    if args.command == "clean":
+        from .docker.__main__ import clean_command
+        return clean_command(args)
     if args.command == "version":
         print(__version__)
         return 0

@@ -36,3 +36,12 @@ def test_console_script_and_binder_files() -> None:
     assert "./course.sh start" in readme and "./course.sh test" in readme
     assert "./course.sh test" in (REPO / ".ci" / "run").read_text() or \
         "course.sh test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_built_notebooks_match_their_sources() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "build_course.py"), "--check"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr

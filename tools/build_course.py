@@ -13,6 +13,7 @@ committed executed, so a reader whose machine cannot run labs still sees every r
     .venv/bin/python tools/build_course.py            # build and execute everything
     .venv/bin/python tools/build_course.py 01 02      # only sources starting with 01/02
     .venv/bin/python tools/build_course.py --check    # fail if a built file is out of date
+    .venv/bin/python tools/build_course.py --navigation   # after adding or renaming a notebook
 """
 
 from __future__ import annotations
@@ -132,12 +133,40 @@ def check() -> list[str]:
     return stale
 
 
+def refresh_navigation() -> list[Path]:
+    """Rewrite only the navigation cell of every built notebook (no execution)."""
+    changed = []
+    for kind in ("notebooks", "exercises"):
+        order = sources(kind)
+        for i, source in enumerate(order):
+            for path, _role in targets(kind, source):
+                if not path.exists():
+                    continue
+                nb = nbformat.read(path, as_version=4)
+                fresh = navigation(order, i, path.parent.name)
+                if nb.cells and "navigation" in nb.cells[-1].metadata.get("tags", []):
+                    if nb.cells[-1].source == fresh.source:
+                        continue
+                    nb.cells[-1] = fresh
+                else:
+                    nb.cells.append(fresh)
+                nbformat.write(nb, path)
+                changed.append(path)
+    return changed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("only", nargs="*", help="prefixes of sources to build (e.g. 01 02)")
     parser.add_argument("--no-execute", action="store_true", help="write without running")
     parser.add_argument("--check", action="store_true", help="report out-of-date notebooks")
+    parser.add_argument("--navigation", action="store_true",
+                        help="only refresh the navigation cells (after adding a notebook)")
     args = parser.parse_args()
+    if args.navigation:
+        for path in refresh_navigation():
+            print(f"navigation updated: {path.relative_to(ROOT)}")
+        return 0
     if args.check:
         stale = check()
         for name in stale:
