@@ -7,6 +7,7 @@ import os
 import pwd
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,12 +33,16 @@ def ensure_student() -> pwd.struct_passwd:
 
 
 def as_student(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as the unprivileged student, with a home of its own (tools such as
+    tshark read and write their settings there)."""
     user = ensure_student()
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp", "LANG": "C.UTF-8",
-           "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
-                           "--clear-groups", "--", *argv], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="labkit-student-") as home:
+        os.chown(home, user.pw_uid, user.pw_gid)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
+               "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": home}
+        return subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                               "--clear-groups", "--", *argv], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=timeout)
 
 
 def test_doctor_as_this_user() -> None:
