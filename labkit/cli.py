@@ -1,4 +1,4 @@
-"""The ``labkit`` command: ``labkit doctor``, ``labkit clean``, ``labkit version``."""
+"""The ``labkit`` command: ``labkit doctor``, ``labkit grade``, ``labkit clean``, ``labkit version``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check what this machine can run, and how to fix the rest")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     sub.add_parser("version", help="print labkit's version")
+    from .grading.cli import build_parser as grade_parser
+    grade_parser(sub)
     from .docker.__main__ import add_arguments as docker_clean_arguments
     docker_clean_arguments(sub.add_parser(
         "clean", help="remove the Docker containers, networks and engines the course labelled"))
@@ -25,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         from . import doctor as doctor_module
         return doctor_module.main(as_json=args.json)
+    if args.command == "grade":
+        from .grading.cli import run as grade
+        return grade(args)
     if args.command == "clean":
         from .docker.__main__ import clean_command
         return clean_command(args)
