@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import Lab, Node
+from labkit import measure as measure_tools
 from labkit.tunnels import Tunnel, gre, gretap, udp_encap, vxlan_unicast
 
 PAYLOAD = 64  # UDP payload bytes in the packet-rate runs
@@ -149,17 +150,8 @@ def rx_packets(node: Node, ifname: str = "eth0") -> int:
 
 
 def iperf(path: Path_, args: list[str], seconds: float) -> dict[str, Any]:
-    server = path.server.spawn(["iperf3", "-s", "-1", "--forceflush"])
-    try:
-        server.wait_for_output("Server listening", timeout=5)
-        out = path.client.run(["iperf3", "-c", path.dst, "-t", str(seconds), "-J", *args],
-                              timeout=seconds + 20)
-    finally:
-        server.stop()
-    data = json.loads(out.stdout)
-    if "error" in data:
-        raise RuntimeError(f"iperf3 on {path.name}: {data['error']}")
-    return data
+    return measure_tools.iperf3(path.client, path.server, path.dst, seconds=seconds,
+                                args=tuple(args))
 
 
 def packet_rate(path: Path_, seconds: float, rate: int | None, reverse: bool) -> dict[str, Any]:
@@ -217,14 +209,9 @@ def packet_rate_both_ways(path: Path_, seconds: float, rate: int) -> dict[str, A
 def measured_overhead(path: Path_, workdir: Path) -> int | None:
     if path.underlay is None:
         return 0
-    from labkit.capture.session import Capture
-
     node, ifname = path.underlay
-    with Capture(node, ifname, filter="ip proto 47 or udp", path=workdir / f"{path.name}.pcap") as cap:
-        path.client.ping(path.dst, count=1)
-    table = cap.table()
-    values = table["overhead_bytes"].dropna()
-    return int(values.iloc[0]) if len(values) else None
+    return measure_tools.overhead_bytes(node, ifname, path.client, path.dst,
+                                        filter="ip proto 47 or udp")
 
 
 def measure(name: str, seconds: float, pps: int, workdir: Path,

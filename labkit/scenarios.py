@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import validate
 from .errors import InvalidAddress
 from .lab import Lab
 from .node import Node
+
+if TYPE_CHECKING:
+    from .tunnels import Tunnel
 
 
 @dataclass(frozen=True)
@@ -96,3 +100,82 @@ def two_hosts(lab: Lab, *, underlay: str = "172.16.1.0/24", subnet: str = "10.0.
         hosts.append(host)
         containers.append(container)
     return TwoHosts(lan, hosts[0], hosts[1], containers[0], containers[1], underlay, subnet)
+
+
+# -- the four ways of joining the two hosts' containers (lab practical B1 to B4) ------------
+
+def join_bridged(s: TwoHosts, *, nic: str = "enp0s8", bridge: str = "lxdbr0") -> None:
+    """B1: each host's card becomes a port of its bridge (``brctl addif lxdbr0 enp0s8``)."""
+    for host in s.hosts:
+        host.attach(nic, bridge)
+
+
+def fit_mtu(s: TwoHosts, mtu: int) -> None:
+    """Lower the containers' links to ``mtu`` (what ``dockerd --mtu`` does under Flannel).
+
+    A bridge does not fragment: full-size frames from a 1500-byte ``eth0`` are dropped at
+    a tunnel port with a smaller MTU, which breaks TCP while small pings still work.
+    """
+    for n, (host, container) in enumerate(zip(s.hosts, s.containers), start=1):
+        container.set_link("eth0", mtu=mtu)          # ip -n cN link set eth0 mtu MTU
+        host.set_link(f"veth-c{n}", mtu=mtu)
+
+
+def join_gretap(s: TwoHosts, *, name: str = "eltunelgre", bridge: str = "lxdbr0",
+                key: int | None = None, fit: bool = True) -> list["Tunnel"]:
+    """B3: a gretap tunnel between the hosts, one end in each bridge (and, with ``fit``,
+    the containers' MTU lowered to the tunnel's)."""
+    from .tunnels import gretap
+
+    a, b = (s.address(h) for h in s.hosts)
+    ends = [gretap(s.host1, name, remote=b, local=a, bridge=bridge, key=key),
+            gretap(s.host2, name, remote=a, local=b, bridge=bridge, key=key)]
+    if fit:
+        fit_mtu(s, ends[0].mtu)
+    return ends
+
+
+def join_vxlan(s: TwoHosts, *, vni: int = 42, group: str = "239.1.1.1", nic: str = "enp0s8",
+               bridge: str = "lxdbr0", fit: bool = True) -> list["Tunnel"]:
+    """B4: VXLAN in multicast group mode, one device in each bridge (and, with ``fit``,
+    the containers' MTU lowered to the tunnel's)."""
+    from .tunnels import vxlan_group
+
+    ends = [vxlan_group(h, "vxlan0", vni=vni, group=group, dev=nic, bridge=bridge)
+            for h in s.hosts]
+    if fit:
+        fit_mtu(s, ends[0].mtu)
+    return ends
+
+
+def routed_hosts(lab: Lab, *, underlay: str = "172.16.1.0/24", nic: str = "enp0s8",
+                 bridge: str = "lxdbr0", subnets: tuple[str, str] = ("10.1.1.0/24", "10.2.2.0/24")
+                 ) -> TwoHosts:
+    """B2 in its simplest form: each host routes for its own container subnet.
+
+    The hosts forward, hold their bridge's gateway address (the subnet's first address;
+    the container gets the second) and point their default routes at each other.
+    ``TwoHosts.subnet`` is then the first container subnet.
+    """
+    validate.ifname(nic)
+    validate.ifname(bridge)
+    under = _hosts_of(underlay, "underlay")
+    under_len = ipaddress.ip_network(underlay).prefixlen
+    lan = lab.add_switch("lan")
+    hosts, containers = [], []
+    for n, subnet in ((1, subnets[0]), (2, subnets[1])):
+        inner = _hosts_of(subnet, "container subnet")
+        inner_len = ipaddress.ip_network(subnet).prefixlen
+        host = lab.add_router(f"host{n}")
+        lab.link(host, lan, names=(nic, None))
+        host.add_address(nic, f"{under[n - 1]}/{under_len}")
+        host.add_bridge(bridge, address=f"{inner[0]}/{inner_len}")
+        container = lab.add_host(f"c{n}")
+        lab.link(container, host, names=("eth0", f"veth-c{n}"), bridges=(None, bridge))
+        container.add_address("eth0", f"{inner[1]}/{inner_len}")
+        container.add_route("default", via=inner[0])
+        hosts.append(host)
+        containers.append(container)
+    hosts[0].add_route("default", via=under[1])
+    hosts[1].add_route("default", via=under[0])
+    return TwoHosts(lan, hosts[0], hosts[1], containers[0], containers[1], underlay, subnets[0])

@@ -22,3 +22,33 @@ def test_two_hosts_parameters_and_errors(lab: Lab) -> None:
     assert s.address(s.c2) == "10.7.0.21" and s.host1.interface("eth1").master is None
     with pytest.raises(InvalidAddress, match="/26 or larger"):
         two_hosts(lab, subnet="10.0.0.0/30")
+
+
+@pytest.mark.parametrize("join", ["bridged", "gretap", "vxlan"])
+def test_the_ways_of_joining_two_hosts(lab: Lab, join: str) -> None:
+    from labkit import scenarios
+
+    s = two_hosts(lab)
+    {"bridged": scenarios.join_bridged, "gretap": scenarios.join_gretap,
+     "vxlan": scenarios.join_vxlan}[join](s)
+    result = s.c1.ping("10.0.0.21", count=2)
+    assert result.received >= 1 and result.replies[-1].ttl == 64   # one LAN: no router
+
+
+def test_routed_hosts(lab: Lab) -> None:
+    from labkit.scenarios import routed_hosts
+
+    s = routed_hosts(lab)
+    assert s.address(s.c2) == "10.2.2.2"
+    result = s.c1.ping("10.2.2.2", count=2)
+    assert result.received == 2 and result.replies[0].ttl == 62
+
+
+def test_tunnel_joins_fit_the_containers_mtu_so_tcp_works(lab: Lab) -> None:
+    from labkit import measure
+    from labkit.scenarios import join_gretap
+
+    s = two_hosts(lab)
+    ends = join_gretap(s)
+    assert s.c1.interface("eth0").mtu == ends[0].mtu == 1462
+    assert measure.throughput_mbit(s.c1, s.c2, "10.0.0.21", seconds=1) > 1
