@@ -29,9 +29,9 @@ from typing import Any, Iterator
 
 from . import validate
 from ._client import SupervisorClient
-from .errors import DuplicateName, InvalidTopology, LabClosed, NamespacesUnavailable, NotFound
+from .errors import InvalidTopology, LabClosed, NamespacesUnavailable, NotFound
 from .model import Link
-from .node import KINDS, Node
+from .node import Node
 
 SWITCH_BRIDGE = "br0"
 MODES = ("auto", "full", "restricted", "host")
@@ -156,13 +156,7 @@ class Lab:
 
     def add_node(self, name: str, kind: str = "host") -> Node:
         """A new network namespace. ``ip netns add NAME; ip -n NAME link set lo up``."""
-        validate.node_name(name)
-        if kind not in KINDS:
-            raise InvalidTopology(f"node kind {kind!r} is not known", obj=name, op="add node",
-                                  remedy=f"use one of {', '.join(KINDS)}")
-        if name in self.nodes:
-            raise DuplicateName(f"node {name!r} already exists in lab {self.name!r}", obj=name,
-                                op="add node", remedy="choose another name")
+        validate.new_node(name, kind, self.nodes, self.name)
         if self.mode == "host":
             raise InvalidTopology(f"cannot create node {name!r} in a host-mode lab",
                                   obj=name, op="add node",
@@ -184,13 +178,7 @@ class Lab:
 
         The namespace is not the lab's: closing the lab leaves it as it is.
         """
-        validate.node_name(name)
-        if name in self.nodes:
-            raise DuplicateName(f"node {name!r} already exists in lab {self.name!r}", obj=name,
-                                op="adopt namespace", remedy="choose another name")
-        if kind not in KINDS:
-            raise InvalidTopology(f"node kind {kind!r} is not known", obj=name, op="adopt namespace",
-                                  remedy=f"use one of {', '.join(KINDS)}")
+        validate.new_node(name, kind, self.nodes, self.name)
         self._call("adopt", node=name, pid=int(pid))
         node = Node(self, name, kind)
         node._ifnames |= {i.ifname for i in node.interfaces()}

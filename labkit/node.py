@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .capture import Capture
     from .lab import Lab
 
-KINDS = ("host", "router", "switch")
+KINDS = validate.NODE_KINDS
 
 
 class Node:

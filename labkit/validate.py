@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Iterable, Union
 
-from .errors import InvalidAddress, InvalidName
+from .errors import DuplicateName, InvalidAddress, InvalidName, InvalidTopology
 
 IFNAMSIZ = 16  # the kernel's buffer, including the terminating NUL: 15 usable characters
 MAX_IFNAME = IFNAMSIZ - 1
@@ -32,6 +32,21 @@ def node_name(name: str) -> str:
             obj=repr(name), op="name node",
             remedy="use a letter followed by letters, digits, '-', '_' or '.', at most 32 characters",
         )
+    return name
+
+
+NODE_KINDS = ("host", "router", "switch")
+
+
+def new_node(name: str, kind: str, taken: Iterable[str], lab: str) -> str:
+    """Check a node about to be added to lab ``lab``: its name, its kind, and that it is new."""
+    node_name(name)
+    if kind not in NODE_KINDS:
+        raise InvalidTopology(f"node kind {kind!r} is not known", obj=name, op="add node",
+                              remedy=f"use one of {', '.join(NODE_KINDS)}")
+    if name in taken:
+        raise DuplicateName(f"node {name!r} already exists in lab {lab!r}", obj=name,
+                            op="add node", remedy="choose another name")
     return name
 
 

@@ -340,13 +340,7 @@ class Plan:
     # -- the Lab methods ------------------------------------------------------------------
 
     def add_node(self, name: str, kind: str = "host") -> PlanNode:
-        validate.node_name(name)
-        if kind not in ("host", "router", "switch"):
-            raise InvalidTopology(f"node kind {kind!r} is not known", obj=name, op="add node",
-                                  remedy="use one of host, router, switch")
-        if name in self.nodes:
-            raise DuplicateName(f"node {name!r} already exists in lab {self.name!r}", obj=name,
-                                op="add node", remedy="choose another name")
+        validate.new_node(name, kind, self.nodes, self.name)
         method = {"host": "add_host", "router": "add_router", "switch": "add_switch"}[kind]
         self._record(Step(None, method, (name,)))
         node = PlanNode(self, name, kind)
