@@ -230,12 +230,29 @@ def _loopback_up() -> None:
         fcntl.ioctl(sock, siocsifflags, struct.pack("16sh14x", b"lo", flags | iff_up))
 
 
+def _kept_under_tmp() -> list[str]:
+    """The Python environment and labkit's source, when they live under /tmp (a CI clone,
+    say): the private /tmp would otherwise hide them from the kernel."""
+    source_root = Path(__file__).resolve().parent.parent.parent  # labkit/grading/sandbox.py
+    candidates = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
+                  str(source_root)}
+    under = sorted(p for p in candidates if p.startswith("/tmp/"))
+    return [p for p in under if not any(p != q and p.startswith(q + "/") for q in under)]
+
+
 def _build_filesystem(spec: SandboxSpec, uid: int, gid: int) -> None:
     conn_fd = os.open(spec.conn_dir, os.O_PATH | os.O_DIRECTORY)
     files_fd = os.open(spec.files, os.O_PATH | os.O_DIRECTORY) if spec.files else None
+    keep = _kept_under_tmp()
+    keep_fds = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in keep]
     _set_readonly("/", True, recursive=True)
     _set_readonly("/proc", False, recursive=True)  # labs set sysctls of their own netns
     _tmpfs("/tmp", spec.limits.tmp_bytes, "1777")
+    for path, fd in keep_fds:  # Python and labkit stay visible (read-only) if they live in /tmp
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC)
+        _set_readonly(path, True, recursive=True)
+        os.close(fd)
     os.makedirs(WORKDIR, mode=0o700)
     if files_fd is not None:
         shutil.copytree(f"/proc/self/fd/{files_fd}", WORKDIR, dirs_exist_ok=True, symlinks=True)
@@ -246,7 +263,8 @@ def _build_filesystem(spec: SandboxSpec, uid: int, gid: int) -> None:
             os.lchown(name, uid, gid)
     for path in spec.hide:
         real = os.path.realpath(path)
-        if real in ("/", "/proc", "/dev", "/tmp") or real.startswith("/tmp/"):
+        inside_kept = any(real == k or real.startswith(k + "/") for k in keep)
+        if real in ("/", "/proc", "/dev", "/tmp") or (real.startswith("/tmp/") and not inside_kept):
             continue  # never hidden, or already covered by the private /tmp
         if os.path.isdir(real):
             _tmpfs(real, 65536, "0755")
