@@ -75,9 +75,7 @@ class Node:
         ``ip link add NAME type vxlan id VNI [group G | remote R] [local L] dev DEV dstport PORT``
         """
         self._claim(name)
-        if not isinstance(vni, int) or not 0 <= vni < 2 ** 24:
-            raise validate.InvalidAddress(f"VNI {vni!r} is out of range", obj=repr(vni),
-                                          op="add vxlan", remedy="a VNI is 24 bits: 0 to 16777215")
+        validate.vni(vni, op="add vxlan")
         if group is not None and remote is not None:
             raise InvalidTopology("a VXLAN device takes a multicast group or a unicast remote, not both",
                                   obj=name, op="add vxlan", remedy="pass only one of group= and remote=")
@@ -89,9 +87,7 @@ class Node:
             validate.address(remote)
         if local is not None:
             validate.address(local)
-        if not 1 <= port <= 65535:
-            raise validate.InvalidAddress(f"UDP port {port!r} is out of range", obj=repr(port),
-                                          op="add vxlan", remedy="use 4789 (IANA) or 8472 (Linux default)")
+        validate.udp_port(port, op="add vxlan")
         self._call("add_vxlan", name=name, vni=vni, group=group, remote=remote, local=local,
                    dev=dev, port=port, learning=learning, ttl=ttl,
                    mtu=None if mtu is None else validate.mtu(mtu),

@@ -134,12 +134,30 @@ def mac(value: str) -> str:
     return text
 
 
+def integer(value: object, low: int, high: int, *, what: str, op: str, remedy: str) -> int:
+    """Check a whole number from ``low`` to ``high`` (a VNI, key, port, TTL, MTU...)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidAddress(f"{what} {value!r} is out of range", obj=repr(value), op=op,
+                             remedy=remedy)
+    return value
+
+
 def mtu(value: int) -> int:
     """Check an MTU: an integer from 68 (the IPv4 minimum) to 65535."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 68 <= value <= 65535:
-        raise InvalidAddress(f"MTU {value!r} is out of range", obj=repr(value), op="set MTU",
-                             remedy="use an integer from 68 to 65535 (1500 on Ethernet)")
-    return value
+    return integer(value, 68, 65535, what="MTU", op="set MTU",
+                   remedy="use an integer from 68 to 65535 (1500 on Ethernet)")
+
+
+def vni(value: object, op: str = "create vxlan device") -> int:
+    """Check a VXLAN network identifier (24 bits)."""
+    return integer(value, 0, 2 ** 24 - 1, what="VNI", op=op,
+                   remedy="a VXLAN network identifier is 24 bits: 0 to 16777215")
+
+
+def udp_port(value: object, op: str) -> int:
+    """Check a UDP port number."""
+    return integer(value, 1, 65535, what="UDP port", op=op,
+                   remedy="use 1 to 65535 (VXLAN: 4789, flannel vxlan: 8472, flannel udp: 8285)")
 
 
 def gateway_is_connected(gateway: IPAddress, connected: Iterable[IPInterface]) -> bool:

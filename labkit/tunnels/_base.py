@@ -44,35 +44,25 @@ COUNTER_TIMEOUT = 5.0
 # -- checks ------------------------------------------------------------------------------
 
 def check_vni(vni: object) -> int:
-    if not isinstance(vni, int) or isinstance(vni, bool) or not 0 <= vni < 2 ** 24:
-        raise InvalidAddress(f"VNI {vni!r} is out of range", obj=repr(vni), op="create vxlan tunnel",
-                             remedy="a VXLAN network identifier is 24 bits: 0 to 16777215")
-    return vni
+    return validate.vni(vni, op="create vxlan tunnel")
 
 
 def check_key(key: object) -> int | None:
     if key is None:
         return None
-    if not isinstance(key, int) or isinstance(key, bool) or not 0 <= key < 2 ** 32:
-        raise InvalidAddress(f"GRE key {key!r} is out of range", obj=repr(key), op="create gre tunnel",
-                             remedy="a GRE key (RFC 2890) is 32 bits: 0 to 4294967295, or None for no key")
-    return key
+    return validate.integer(key, 0, 2 ** 32 - 1, what="GRE key", op="create gre tunnel",
+                            remedy="a GRE key (RFC 2890) is 32 bits: 0 to 4294967295, or None for no key")
 
 
 def check_ttl(ttl: object) -> int | None:
     if ttl is None:
         return None
-    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= 255:
-        raise InvalidAddress(f"TTL {ttl!r} is out of range", obj=repr(ttl), op="create tunnel",
-                             remedy="use 1 to 255, or None for the default (64)")
-    return ttl
+    return validate.integer(ttl, 1, 255, what="TTL", op="create tunnel",
+                            remedy="use 1 to 255, or None for the default (64)")
 
 
 def check_port(port: object, op: str) -> int:
-    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        raise InvalidAddress(f"UDP port {port!r} is out of range", obj=repr(port), op=op,
-                             remedy="use 1 to 65535 (VXLAN: 4789, flannel vxlan: 8472, flannel udp: 8285)")
-    return port
+    return validate.udp_port(port, op)
 
 
 def check_choice(value: str, choices: Sequence[str], what: str, op: str) -> str:

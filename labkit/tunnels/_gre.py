@@ -137,6 +137,25 @@ def _start_userspace(t: Tunnel) -> Tunnel:
     return t
 
 
+def _check_end(node: Node, name: str, implementation: str, key: int | None, ttl: int | None,
+               op: str) -> None:
+    """The checks both GRE kinds make before building anything."""
+    claim(node, name)
+    check_choice(implementation, IMPLEMENTATIONS, "implementation", op)
+    check_key(key)
+    check_ttl(ttl)
+
+
+def _common(node: Node, kind: str, name: str, remote: str, local: str | None, key: int | None,
+            ttl: int | None, mtu: int | None, op: str) -> dict[str, Any]:
+    """Underlay addresses, overhead and inner MTU of a GRE end: the Tunnel fields both kinds share."""
+    far = ipv4(remote, "remote", op)
+    near, dev = underlay(node, far, None if local is None else ipv4(local, "local", op), None, op)
+    overhead = OVERHEAD[kind] + (4 if key is not None else 0)
+    return {"kind": kind, "name": name, "local": near, "remote": far, "key": key, "dev": dev,
+            "mtu": mtu_for(node, dev, overhead, mtu, op), "overhead": overhead, "ttl": ttl}
+
+
 def gretap(node: Node, name: str = "gretap0", *, remote: str, local: str | None = None,
            key: int | None = None, ttl: int | None = None, bridge: str | None = None,
            mtu: int | None = None, implementation: str = "auto", device: str = "auto") -> Tunnel:
@@ -155,19 +174,11 @@ def gretap(node: Node, name: str = "gretap0", *, remote: str, local: str | None 
     reachable from the node (an underlay address or route must exist first).
     """
     op = "create gretap tunnel"
-    claim(node, name)
-    check_choice(implementation, IMPLEMENTATIONS, "implementation", op)
-    check_key(key)
-    check_ttl(ttl)
-    far = ipv4(remote, "remote", op)
+    _check_end(node, name, implementation, key, ttl, op)
     if bridge is not None:
         node.interface(bridge)
-    local, dev = underlay(node, far, None if local is None else ipv4(local, "local", op), None, op)
-    overhead = OVERHEAD["gretap"] + (4 if key is not None else 0)
-    inner_mtu = mtu_for(node, dev, overhead, mtu, op)
-    common: dict[str, Any] = {"kind": "gretap", "name": name, "local": local, "remote": far,
-                              "key": key, "dev": dev, "mtu": inner_mtu, "overhead": overhead,
-                              "ttl": ttl}
+    common = _common(node, "gretap", name, remote, local, key, ttl, mtu, op)
+    far, local, inner_mtu = common["remote"], common["local"], common["mtu"]
     cmds = None
     if implementation != "userspace":
         cmds = _kernel(node, "gretap", name, remote=far, local=local, key=key, ttl=ttl,
@@ -203,23 +214,16 @@ def gre(node: Node, name: str = "gre1", *, remote: str, address: str | None = No
     ``"veth"`` (a NOARP veth end read with AF_PACKET).
     """
     op = "create gre tunnel"
-    claim(node, name)
-    check_choice(implementation, IMPLEMENTATIONS, "implementation", op)
-    check_key(key)
-    check_ttl(ttl)
-    far = ipv4(remote, "remote", op)
+    _check_end(node, name, implementation, key, ttl, op)
     if address is not None:
         from .. import validate
         iface = validate.interface_address(address)
         if iface.version != 4:
             raise InvalidTopology(f"address {address} is not IPv4", obj=address, op=op,
                                   remedy="give an IPv4 CIDR such as '192.168.100.1/30'")
-    local, dev = underlay(node, far, None if local is None else ipv4(local, "local", op), None, op)
-    overhead = OVERHEAD["gre"] + (4 if key is not None else 0)
-    inner_mtu = mtu_for(node, dev, overhead, mtu, op)
-    common: dict[str, Any] = {"kind": "gre", "name": name, "local": local, "remote": far,
-                              "key": key, "dev": dev, "mtu": inner_mtu, "overhead": overhead,
-                              "ttl": ttl, "address": address}
+    common = _common(node, "gre", name, remote, local, key, ttl, mtu, op)
+    common["address"] = address
+    far, local, inner_mtu = common["remote"], common["local"], common["mtu"]
     cmds = None
     if implementation != "userspace":
         cmds = _kernel(node, "gre", name, remote=far, local=local, key=key, ttl=ttl,
