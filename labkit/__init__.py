@@ -5,8 +5,9 @@ namespaces held by one supervisor process, and disappears with it.
 """
 
 from .errors import (CommandFailed, CommandTimeout, DuplicateName, GatewayUnreachable,
-                     InvalidAddress, InvalidName, InvalidTopology, KernelError, LabClosed,
-                     LabkitError, NamespacesUnavailable, NotFound, ToolMissing)
+                     InvalidAddress, InvalidName, InvalidRequest, InvalidTopology, KernelError,
+                     LabClosed, LabkitError, LabUnresponsive, NamespacesUnavailable, NotFound,
+                     ToolMissing)
 from .lab import Lab
 from .model import Address, FdbEntry, Interface, Link, Neighbour, Route, to_frame
 from .node import Node
@@ -19,6 +20,7 @@ __all__ = [
     "Lab", "Node", "Process", "Link", "Interface", "Address", "Route", "Neighbour", "FdbEntry",
     "CommandResult", "PingResult", "PingReply", "Hop", "to_frame",
     "LabkitError", "InvalidName", "DuplicateName", "InvalidAddress", "InvalidTopology",
-    "GatewayUnreachable", "NotFound", "LabClosed", "ToolMissing", "NamespacesUnavailable",
+    "GatewayUnreachable", "NotFound", "LabClosed", "LabUnresponsive", "InvalidRequest",
+    "ToolMissing", "NamespacesUnavailable",
     "KernelError", "CommandFailed", "CommandTimeout",
 ]

@@ -7,8 +7,10 @@ spends executing it. These messages are few and fixed, so they are packed here w
 back (dumps of links, addresses, routes, neighbours) is done with pyroute2's decoders
 in :mod:`labkit._inspect`.
 
-Each function raises :class:`OSError` with the kernel's errno; the supervisor turns
-that into a :class:`labkit.errors.KernelError` that names the object and operation.
+Each function raises :class:`NetlinkError` (an :class:`OSError`) with the kernel's errno
+and, where the kernel explains itself (extended acknowledgements), its message; the
+supervisor turns that into a :class:`labkit.errors.KernelError` that names the object,
+the operation and the fields.
 """
 
 from __future__ import annotations
@@ -110,11 +112,48 @@ def _ip(value: str | ipaddress._BaseAddress) -> bytes:
     return ipaddress.ip_address(value).packed
 
 
+SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
+NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200
+NLMSGERR_ATTR_MSG = 1
+
+
+class NetlinkError(OSError):
+    """The kernel refused a request; ``detail`` is its own explanation when it gave one."""
+
+    def __init__(self, err: int, detail: str | None = None) -> None:
+        super().__init__(err, os.strerror(err))
+        self.detail = detail
+
+
+def _error(data: bytes, offset: int, length: int, flags: int) -> NetlinkError:
+    """The NLMSG_ERROR at ``offset``, with the extended acknowledgement's message if any."""
+    (code,) = struct.unpack_from("=i", data, offset + _HDR.size)
+    detail = None
+    if flags & NLM_F_ACK_TLVS:
+        # struct nlmsgerr: the error, then the request's header (and, not capped, its body).
+        orig_len = _HDR.unpack_from(data, offset + _HDR.size + 4)[0]
+        pos = offset + _HDR.size + 4 + (_HDR.size if flags & NLM_F_CAPPED else orig_len)
+        end = offset + length
+        while pos + 4 <= end:
+            alen, kind = struct.unpack_from("=HH", data, pos)
+            if alen < 4:
+                break
+            if kind == NLMSGERR_ATTR_MSG:
+                detail = data[pos + 4:pos + alen].split(b"\0", 1)[0].decode(errors="replace") or None
+            pos += (alen + 3) & ~3
+    return NetlinkError(-code, detail)
+
+
 class Netlink:
     """A NETLINK_ROUTE socket bound to the namespace it was created in."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        for option in (NETLINK_EXT_ACK, NETLINK_CAP_ACK):  # the kernel's reason, not our echo
+            try:
+                self.sock.setsockopt(SOL_NETLINK, option, 1)
+            except OSError:
+                pass
         self.sock.bind((0, 0))
         self._seq = 0
 
@@ -131,11 +170,11 @@ class Netlink:
             data = self.sock.recv(65536)
             offset = 0
             while offset + _HDR.size <= len(data):
-                length, kind, _flags, rseq, _pid = _HDR.unpack_from(data, offset)
+                length, kind, flags_, rseq, _pid = _HDR.unpack_from(data, offset)
                 if rseq == seq and kind == NLMSG_ERROR:
                     (code,) = struct.unpack_from("=i", data, offset + _HDR.size)
                     if code:
-                        raise OSError(-code, os.strerror(-code))
+                        raise _error(data, offset, length, flags_)
                     return
                 offset += (length + 3) & ~3
 
@@ -149,11 +188,10 @@ class Netlink:
             data = self.sock.recv(65536)
             offset = 0
             while offset + _HDR.size <= len(data):
-                length, kind, _flags, rseq, _pid = _HDR.unpack_from(data, offset)
+                length, kind, flags_, rseq, _pid = _HDR.unpack_from(data, offset)
                 if rseq == seq:
                     if kind == NLMSG_ERROR:
-                        (code,) = struct.unpack_from("=i", data, offset + _HDR.size)
-                        raise OSError(-code, os.strerror(-code))
+                        raise _error(data, offset, length, flags_)
                     if kind == RTM_NEWLINK:
                         return _IFINFO.unpack_from(data, offset + _HDR.size)[2]
                 offset += (length + 3) & ~3

@@ -12,14 +12,22 @@ It stays single-threaded so it may ``unshare``/``setns`` freely: requests are ha
 one at a time, except commands, whose replies are sent when they finish while other
 requests go on being served.
 
+Whatever a request holds, it gets an answer and the lab lives on: a frame that is not
+a request, an unknown operation, arguments of the wrong kind or out of range, all come
+back as a :class:`labkit.errors.LabkitError` (the API checks arguments before sending
+them; this is the second line, for anything that gets past it).
+
 Run as ``python -m labkit._supervisor FD [--mounts|--no-mounts] [--sysctl proc|netlink]``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ctypes
 import errno
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -27,10 +35,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import _protocol, errors
+from . import _protocol, errors, validate
 from ._netlink import IPV4_DEVCONF, Netlink
 
 CLONE_NEWNET = 0x40000000
@@ -136,6 +145,11 @@ class Supervisor:
         while self.running:
             timeout = self._next_deadline()
             for key, _ in self.sel.select(timeout):
+                # An earlier callback of this same batch may have unregistered (and closed)
+                # this file: a request for a process's status drains its pipes to the end.
+                # Its event is stale then, and its file number may even belong to a new one.
+                if self.sel.get_map().get(key.fd) is not key:
+                    continue
                 key.data(key.fileobj)
             self._reap()
             self._check_deadlines()
@@ -158,30 +172,58 @@ class Supervisor:
     def _on_request(self, sock: socket.socket) -> None:
         try:
             msg = _protocol.recv(sock)
+        except _protocol.MalformedMessage as exc:
+            self._fail(0, errors.InvalidRequest(f"the lab's supervisor received a malformed "
+                                                f"message: {exc}", op="read request"))
+            return
         except (_protocol.ConnectionClosed, OSError):
             self.running = False  # the owner is gone: end the lab
             return
-        rid = msg.get("id", 0)
-        op = msg.get("op", "")
-        args = msg.get("args", {})
+        rid = msg.get("id")
+        if not isinstance(rid, int) or isinstance(rid, bool):
+            rid = 0  # answered, but nobody waits for id 0
+        op, args = msg.get("op"), msg.get("args", {})
         if op == "shutdown":
             self.running = False
             self._reply(rid, True)
             return
-        handler: Callable[..., Any] | None = getattr(self, f"op_{op}", None)
-        if handler is None:
-            self._fail(rid, errors.LabkitError(f"unknown supervisor operation {op!r}"))
-            return
         try:
+            handler = self._handler(op, args)
             result = handler(rid, **args)
         except errors.LabkitError as exc:
             self._fail(rid, exc)
         except OSError as exc:
-            self._fail(rid, errors.kernel_error(exc.errno or 0, obj=str(args.get("node", "")),
-                                                op=op))
+            self._fail(rid, _kernel_error(exc, str(op), args))
+        except Exception as exc:  # noqa: BLE001 - any request gets an answer; the lab lives on
+            self._fail(rid, self._refused(str(op), exc))
         else:
             if result is not _DEFERRED:
                 self._reply(rid, result)
+
+    def _handler(self, op: object, args: object) -> Callable[..., Any]:
+        """The method for operation ``op``, after checking the request's shape."""
+        handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
+        if handler is None:
+            raise errors.InvalidRequest(f"unknown supervisor operation {op!r}", obj=repr(op),
+                                        op="dispatch request")
+        if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+            raise errors.InvalidRequest(f"the arguments of {op!r} are not a mapping of names",
+                                        obj=repr(op), op=str(op))
+        return handler
+
+    def _refused(self, op: str, exc: Exception) -> errors.LabkitError:
+        """An error a request ran into that no check caught: say so, keep the lab going."""
+        try:
+            _setns(self.home)  # wherever the failure left us, requests start at home
+        except OSError:
+            pass
+        traceback.print_exc(file=sys.stderr)  # the supervisor's diagnostics, for a bug report
+        what = "wrong or missing arguments" if isinstance(exc, TypeError) else "a value it cannot use"
+        return errors.InvalidRequest(
+            f"the lab's supervisor refused {op!r}: {what} ({type(exc).__name__}: "
+            f"{str(exc)[:300]})", obj=op, op=op,
+            remedy="the lab is unharmed: check the arguments of the call (the labkit API "
+                   "checks them for you; this request came around it)")
 
     def _reply(self, rid: int, result: Any) -> None:
         try:
@@ -229,6 +271,7 @@ class Supervisor:
 
     def op_add_node(self, rid: int, node: str, forwarding: bool = False,
                     ipv6: bool = False) -> dict[str, Any]:
+        validate.node_name(node)  # it becomes a path under /run/netns
         if node in self.nodes:
             raise errors.DuplicateName(f"node {node!r} already exists in this lab", obj=node,
                                        op="add node", remedy="choose another name")
@@ -278,6 +321,9 @@ class Supervisor:
 
     def op_adopt(self, rid: int, node: str, pid: int) -> dict[str, Any]:
         """Work in the network namespace of an existing process (e.g. a Docker container)."""
+        validate.node_name(node)
+        validate.integer(pid, 1, 2 ** 22, what="process id", op="adopt namespace",
+                         remedy="pass the PID of a running process (docker inspect -f '{{.State.Pid}}')")
         if node in self.nodes:
             raise errors.DuplicateName(f"node {node!r} already exists in this lab", obj=node,
                                        op="adopt namespace", remedy="choose another name")
@@ -303,7 +349,7 @@ class Supervisor:
     def _proc_sys_read_fd(self, fd: int, key: str) -> str:
         _setns(fd)
         try:
-            with open("/proc/sys/" + key.replace(".", "/")) as fh:
+            with open(_sysctl_path(key)) as fh:
                 return fh.read().strip()
         finally:
             _setns(self.home)
@@ -318,7 +364,7 @@ class Supervisor:
         """Write sysctls of the namespace this process is in now (keys in OPTIONAL may be absent)."""
         for key, value in settings.items():
             try:
-                with open("/proc/sys/" + key.replace(".", "/"), "w") as fh:
+                with open(_sysctl_path(key), "w") as fh:
                     fh.write(value)
             except FileNotFoundError:
                 if key in OPTIONAL_SYSCTLS:
@@ -335,7 +381,7 @@ class Supervisor:
             _setns(self.home)
 
     def _proc_sys_read(self, ns: Namespace, key: str) -> str:
-        path = "/proc/sys/" + key.replace(".", "/")
+        path = _sysctl_path(key)
         _setns(ns.fd)
         try:
             with open(path) as fh:
@@ -381,6 +427,8 @@ class Supervisor:
 
     def op_set_sysctl(self, rid: int, node: str, key: str, value: str) -> None:
         ns = self._node(node)
+        validate.sysctl_key(key)
+        validate.text(value, what=f"value of sysctl {key}", op="set sysctl")
         if key in ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"):
             self._set_forwarding(ns, value.strip() not in ("0", ""))
             return
@@ -423,7 +471,8 @@ class Supervisor:
             na.nl.add_veth(a_if, b_if, peer_netns_fd=nb.fd, mtu=mtu, mac=a_mac, peer_mac=b_mac,
                            master=a_master)
         except OSError as exc:
-            raise errors.kernel_error(exc.errno or 0, obj=f"{a}:{a_if}", op=op) from None
+            raise errors.kernel_error(exc.errno or 0, obj=f"{a}:{a_if}", op=op,
+                                      detail=getattr(exc, "detail", None)) from None
         try:
             if b_master is not None:
                 nb.nl.set_link(nb.nl.get_index(b_if), master=b_master)
@@ -431,7 +480,8 @@ class Supervisor:
             self._new_interface(nb, b_if, up)
         except OSError as exc:
             na.nl.del_link(na.nl.get_index(a_if))  # leave nothing half-built
-            raise errors.kernel_error(exc.errno or 0, obj=f"{b}:{b_if}", op=op) from None
+            raise errors.kernel_error(exc.errno or 0, obj=f"{b}:{b_if}", op=op,
+                                      detail=getattr(exc, "detail", None)) from None
 
     def op_add_bridge(self, rid: int, node: str, name: str, mtu: int | None = None,
                       mac: str | None = None, up: bool = True) -> None:
@@ -503,7 +553,8 @@ class Supervisor:
                     obj=f"{node}:{ifname}", op="add address",
                     remedy="nothing to do, or remove it first with node.del_address(...)") from None
             raise errors.kernel_error(exc.errno or 0, obj=f"{node}:{ifname} {ip}/{prefixlen}",
-                                      op="add address" if add else "delete address") from None
+                                      op="add address" if add else "delete address",
+                                      detail=getattr(exc, "detail", None)) from None
 
     def op_route(self, rid: int, node: str, add: bool, dst: str, via: str | None = None,
                  dev: str | None = None, onlink: bool = False, metric: int | None = None,
@@ -529,7 +580,8 @@ class Supervisor:
                                            obj=f"{node} {what}", op="add route",
                                            remedy="use replace=True to change it, or delete it first") from None
             raise errors.kernel_error(exc.errno or 0, obj=f"{node} {what}",
-                                      op="add route" if add else "delete route") from None
+                                      op="add route" if add else "delete route",
+                                      detail=getattr(exc, "detail", None)) from None
 
     def op_neighbour(self, rid: int, node: str, ifname: str, add: bool, ip: str,
                      lladdr: str | None = None) -> None:
@@ -559,22 +611,37 @@ class Supervisor:
 
     def op_batch(self, rid: int, ops: list[dict[str, Any]]) -> int:
         """Run many quick operations in one round trip; stop at the first failure."""
+        if not isinstance(ops, list) or not all(isinstance(item, dict) for item in ops):
+            raise errors.InvalidRequest("a batch is a list of {'op': ..., 'args': {...}} steps",
+                                        op="batch")
         for done, item in enumerate(ops):
-            handler = getattr(self, f"op_{item['op']}", None)
-            if handler is None or item["op"] in ("run", "spawn", "stop", "batch"):
-                raise errors.LabkitError(f"operation {item['op']!r} cannot be batched")
+            op, args = item.get("op"), item.get("args", {})
+            if op in ("run", "spawn", "stop", "batch", "shutdown"):
+                raise errors.InvalidRequest(f"operation {op!r} cannot be batched", op="batch")
             try:
-                handler(rid, **item.get("args", {}))
+                try:
+                    self._handler(op, args)(rid, **args)
+                except OSError as exc:
+                    raise _kernel_error(exc, str(op), args) from None
+                except errors.LabkitError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - named below, then answered
+                    raise self._refused(str(op), exc) from None
             except errors.LabkitError as exc:
-                exc.message = f"step {done + 1} of {len(ops)} ({item['op']}): {exc.message}"
+                exc.message = f"step {done + 1} of {len(ops)} ({op}): {exc.message}"
                 raise
         return len(ops)
 
     # -- processes --------------------------------------------------------------------
 
     def _start(self, node: str, argv: list[str], env: dict[str, str] | None,
-               stdin: str | None) -> Proc:
+               stdin: bytes | None) -> Proc:
         ns = self._node(node)
+        # Checked before anything starts, so a bad request leaves no process behind.
+        if not isinstance(argv, list):
+            raise errors.InvalidRequest(f"command {argv!r} is not a list of words", op="run command")
+        argv = validate.command(argv)
+        env = validate.environment(env)
         full_env = dict(self.env)
         if env:
             full_env.update(env)
@@ -600,7 +667,7 @@ class Supervisor:
             self.sel.register(stream, selectors.EVENT_READ, self._make_reader(proc, buf))
         if stdin is not None and popen.stdin is not None:
             try:
-                popen.stdin.write(stdin.encode())
+                popen.stdin.write(stdin)
             except BrokenPipeError:
                 pass
             popen.stdin.close()
@@ -608,6 +675,8 @@ class Supervisor:
 
     def _make_reader(self, proc: Proc, buf: bytearray) -> Callable[[Any], None]:
         def read(stream: Any) -> None:
+            if stream.closed:  # drained to its end already
+                return
             try:
                 data = os.read(stream.fileno(), 65536)
             except BlockingIOError:
@@ -636,8 +705,10 @@ class Supervisor:
                     break
 
     def op_run(self, rid: int, node: str, argv: list[str], timeout: float | None = None,
-               env: dict[str, str] | None = None, stdin: str | None = None) -> object:
-        proc = self._start(node, argv, env, stdin)
+               env: dict[str, str] | None = None, stdin: str | None = None,
+               stdin_b64: str | None = None) -> object:
+        timeout = validate.seconds(timeout, what="timeout", op="run command")
+        proc = self._start(node, argv, env, _stdin_bytes(stdin, stdin_b64))
         proc.reply_to = rid
         if timeout is not None:
             proc.deadline = time.monotonic() + timeout
@@ -651,7 +722,7 @@ class Supervisor:
     def _proc(self, pid: int) -> Proc:
         try:
             return self.procs[pid]
-        except KeyError:
+        except (KeyError, TypeError):
             raise errors.NotFound(f"process {pid} is not known to this lab", obj=str(pid),
                                   op="find process") from None
 
@@ -669,10 +740,12 @@ class Supervisor:
 
     def op_signal(self, rid: int, pid: int, signum: int) -> None:
         proc = self._proc(pid)
+        signum = validate.signal_number(signum)
         if proc.returncode is None:
             self._kill(proc, signum)
 
     def op_stop(self, rid: int, pid: int, grace: float = STOP_GRACE) -> object:
+        grace = validate.seconds(grace, what="grace", op="stop process", allow_none=False)
         proc = self._proc(pid)
         if proc.returncode is not None:
             self._drain(proc)
@@ -758,6 +831,52 @@ class Supervisor:
 _DEFERRED = object()
 
 
+def _stdin_bytes(text: str | None, b64: str | None) -> bytes | None:
+    """A command's input: text (sent as UTF-8) or bytes (sent over the socket as base64)."""
+    if b64 is not None:
+        try:
+            return base64.b64decode(b64, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise errors.InvalidRequest("stdin_b64 is not base64", op="run command") from None
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise errors.InvalidRequest(f"input of type {type(text).__name__} is not text",
+                                    op="run command")
+    return text.encode()
+
+
+def _kernel_error(exc: OSError, op: str, args: dict[str, Any]) -> errors.KernelError:
+    """A kernel refusal, naming the object, the fields the request set and what the kernel said."""
+    node = str(args.get("node", ""))
+    ifname = args.get("ifname") or args.get("name")
+    obj = f"{node}:{ifname}" if ifname else node
+    fields = ", ".join(f"{key}={value!r}" for key, value in args.items()
+                       if key not in ("node", "ifname", "name", "add")
+                       and value is not None and value is not False)
+    said = [part for part in (getattr(exc, "detail", None),
+                              f"the request set {fields}" if fields else None) if part]
+    return errors.kernel_error(exc.errno or 0, obj=obj, op=op.replace("_", " "),
+                               detail="; ".join(said) or None)
+
+
+def _sysctl_path(key: str) -> str:
+    """``net.ipv4.ip_forward`` or ``net/ipv4/conf/eth0.100/forwarding`` under /proc/sys."""
+    key = validate.sysctl_key(key)
+    return "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
+
+
+def _raise_file_limit() -> None:
+    """Hold as many namespaces as the hard limit allows (each node keeps a few files open)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def _forwarding_sysctls(on: bool) -> dict[str, str]:
     value = "1" if on else "0"
     return {"net.ipv4.ip_forward": value, "net.ipv6.conf.all.forwarding": value}
@@ -804,6 +923,7 @@ def main(argv: list[str]) -> int:
     if "--sysctl=auto" in argv and not _proc_sys_writable():
         sysctl = "netlink"
     sock = socket.socket(fileno=fd)
+    _raise_file_limit()
     try:
         sup = Supervisor(sock, mounts=mounts, sysctl=sysctl)
     except OSError as exc:

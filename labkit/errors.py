@@ -11,6 +11,8 @@ subclass the builtin that fits, so ``except ValueError`` keeps working::
     ├── GatewayUnreachable (ValueError)  a route via an address no connected subnet holds
     ├── NotFound (LookupError)       an unknown node, interface or process
     ├── LabClosed (RuntimeError)     the lab was closed, or its supervisor died
+    ├── LabUnresponsive (TimeoutError)  the lab's supervisor did not answer in time
+    ├── InvalidRequest (ValueError)  the supervisor refused a malformed request (lab lives on)
     ├── ToolMissing (FileNotFoundError)  a program the operation needs is not installed
     ├── NamespacesUnavailable (PermissionError)  this host will not let us build a bubble
     ├── KernelError (OSError)        the kernel refused an operation (EEXIST, ENODEV, ...)
@@ -25,6 +27,7 @@ what to do about it. The data is also kept on the exception (``.obj``, ``.op``,
 from __future__ import annotations
 
 import errno as _errno
+import os as _os
 from typing import Any
 
 
@@ -67,6 +70,14 @@ class NotFound(LabkitError, LookupError):
 
 class LabClosed(LabkitError, RuntimeError):
     """The lab has been closed (or its supervisor process has ended)."""
+
+
+class LabUnresponsive(LabkitError, TimeoutError):
+    """The lab's supervisor did not answer in time (stopped, or stuck); the lab may recover."""
+
+
+class InvalidRequest(LabkitError, ValueError):
+    """A request the supervisor could not carry out as sent; it answered and the lab lives on."""
 
 
 class ToolMissing(LabkitError, FileNotFoundError):
@@ -116,14 +127,34 @@ _KERNEL_REMEDIES: dict[int, str] = {
     _errno.ERANGE: "a value is out of range (for example an MTU larger than the device allows)",
     _errno.EADDRNOTAVAIL: "that address is not assigned here: check node.addresses()",
     _errno.ESRCH: "no such route or entry: check node.routes()",
+    _errno.EMFILE: "this process has too many open files: close labs you no longer need "
+                   "(lab.close(), or restart the notebook kernel), or raise the limit "
+                   "(`ulimit -n 65536` in the shell that starts Jupyter)",
+    _errno.ENFILE: "the machine has too many open files: close labs you no longer need, or ask "
+                   "the administrator to raise fs.file-max",
+    _errno.ENOMEM: "the kernel is out of memory for this: close labs you no longer need",
+    _errno.ENOSPC: "a kernel table is full (or the disk): close labs or captures you no longer need",
 }
 
 
-def kernel_error(err: int, *, obj: str, op: str) -> KernelError:
-    """Translate a kernel error number into a :class:`KernelError` naming ``obj`` and ``op``."""
+def remedy_for(err: int) -> str | None:
+    """What to do about kernel error ``err``, in a student's words (None if nothing to say)."""
+    return _KERNEL_REMEDIES.get(err)
+
+
+def kernel_error(err: int, *, obj: str, op: str, detail: str | None = None) -> KernelError:
+    """Translate a kernel error number into a :class:`KernelError` naming ``obj`` and ``op``.
+
+    ``detail`` is what the kernel said beyond the number (netlink's extended
+    acknowledgement, e.g. "MTU greater than device maximum"), or which fields the
+    request set, so that an EINVAL or ERANGE says what it was about.
+    """
     name = _errno.errorcode.get(err, str(err))
     remedy = _KERNEL_REMEDIES.get(err)
-    return KernelError(f"{op} {obj}: kernel said {name}", errno=err, obj=obj, op=op,
+    said = f"{name} ({_os.strerror(err)})" if err else name
+    if detail:
+        said += f": {detail}"
+    return KernelError(f"{op} {obj}: kernel said {said}", errno=err, obj=obj, op=op,
                        remedy=remedy)
 
 
@@ -131,7 +162,8 @@ def kernel_error(err: int, *, obj: str, op: str) -> KernelError:
 _BY_NAME: dict[str, type[LabkitError]] = {
     cls.__name__: cls
     for cls in (LabkitError, InvalidName, DuplicateName, InvalidAddress, InvalidTopology,
-                GatewayUnreachable, NotFound, LabClosed, ToolMissing, NamespacesUnavailable,
+                GatewayUnreachable, NotFound, LabClosed, LabUnresponsive, InvalidRequest, ToolMissing,
+                NamespacesUnavailable,
                 KernelError, CommandFailed, CommandTimeout)
 }
 

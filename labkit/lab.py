@@ -179,7 +179,9 @@ class Lab:
         The namespace is not the lab's: closing the lab leaves it as it is.
         """
         validate.new_node(name, kind, self.nodes, self.name)
-        self._call("adopt", node=name, pid=int(pid))
+        self._call("adopt", node=name, pid=validate.integer(
+            pid, 1, 2 ** 22, what="process id", op="adopt namespace",
+            remedy="pass the PID of a running process (docker inspect -f '{{.State.Pid}}')"))
         node = Node(self, name, kind)
         node._ifnames |= {i.ifname for i in node.interfaces()}
         self.nodes[name] = node
@@ -235,23 +237,31 @@ class Lab:
         ``ip link add NAME_A netns A type veth peer name NAME_B netns B``, then
         ``ip link set ... master BRIDGE up``. A switch's end joins its ``br0``.
         """
+        for what, pair in (("names", names), ("macs", macs), ("bridges", bridges)):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise InvalidTopology(f"{what}={pair!r} is not a pair (one value per end)",
+                                      obj=repr(pair), op="link",
+                                      remedy=f"pass {what}=(A_END, B_END), None for the default")
         na, nb = self.node(a), self.node(b)
         if na is nb:
             raise InvalidTopology(f"cannot link node {na.name!r} to itself", obj=na.name,
                                   op="link", remedy="link two different nodes (add a bridge for a loop)")
-        a_if = na._claim(names[0]) if names[0] else na._next_ifname()
-        b_if = nb._claim(names[1]) if names[1] else nb._next_ifname()
+        # Only None picks a name: an empty string is a mistake to report, not a request for eth1.
+        a_if = na._claim(names[0]) if names[0] is not None else na._next_ifname()
+        b_if = nb._claim(names[1]) if names[1] is not None else nb._next_ifname()
         if names[0] is None:
             na._claim(a_if)
         if names[1] is None:
             nb._claim(b_if)
-        a_br = bridges[0] or (SWITCH_BRIDGE if na.kind == "switch" else None)
-        b_br = bridges[1] or (SWITCH_BRIDGE if nb.kind == "switch" else None)
+        a_br = validate.ifname(bridges[0]) if bridges[0] is not None else (
+            SWITCH_BRIDGE if na.kind == "switch" else None)
+        b_br = validate.ifname(bridges[1]) if bridges[1] is not None else (
+            SWITCH_BRIDGE if nb.kind == "switch" else None)
         self._call("add_veth", a=na.name, a_if=a_if, b=nb.name, b_if=b_if,
                    mtu=None if mtu is None else validate.mtu(mtu),
                    a_mac=None if macs[0] is None else validate.mac(macs[0]),
                    b_mac=None if macs[1] is None else validate.mac(macs[1]),
-                   a_bridge=a_br, b_bridge=b_br, up=up)
+                   a_bridge=a_br, b_bridge=b_br, up=validate.flag(up, what="up", op="link"))
         na._ifnames.add(a_if)
         nb._ifnames.add(b_if)
         link = Link(na.name, a_if, nb.name, b_if)

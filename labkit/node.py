@@ -7,6 +7,7 @@ iproute2 command is given in each docstring, so students can map one to the othe
 
 from __future__ import annotations
 
+import base64
 import shlex
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -59,7 +60,8 @@ class Node:
         """A Linux bridge in this node. ``ip link add NAME type bridge; ip link set NAME up``."""
         self._claim(name)
         self._call("add_bridge", name=name, mtu=None if mtu is None else validate.mtu(mtu),
-                   mac=None if mac is None else validate.mac(mac), up=up)
+                   mac=None if mac is None else validate.mac(mac),
+                   up=validate.flag(up, what="up", op="add bridge"))
         self._ifnames.add(name)
         if address is not None:
             self.add_address(name, address)
@@ -89,17 +91,24 @@ class Node:
             validate.address(local)
         validate.udp_port(port, op="add vxlan")
         self._call("add_vxlan", name=name, vni=vni, group=group, remote=remote, local=local,
-                   dev=dev, port=port, learning=learning, ttl=ttl,
+                   dev=None if dev is None else validate.ifname(dev), port=port,
+                   learning=validate.flag(learning, what="learning", op="add vxlan"),
+                   ttl=validate.ip_ttl(ttl, "add vxlan"),
                    mtu=None if mtu is None else validate.mtu(mtu),
-                   mac=None if mac is None else validate.mac(mac), bridge=bridge, up=up)
+                   mac=None if mac is None else validate.mac(mac),
+                   bridge=None if bridge is None else validate.ifname(bridge),
+                   up=validate.flag(up, what="up", op="add vxlan"))
         self._ifnames.add(name)
         return name
 
     def set_link(self, ifname: str, *, up: bool | None = None, mtu: int | None = None,
                  mac: str | None = None, name: str | None = None) -> None:
         """Change an interface. ``ip link set IF [up|down] [mtu N] [address MAC] [name NEW]``."""
+        validate.ifname(ifname)
         if name is not None:
             self._claim(name)
+        if up is not None:
+            validate.flag(up, what="up", op="set link")
         self._call("set_link", ifname=ifname, up=up,
                    mtu=None if mtu is None else validate.mtu(mtu),
                    mac=None if mac is None else validate.mac(mac), new_name=name)
@@ -117,21 +126,22 @@ class Node:
 
     def attach(self, ifname: str, bridge: str) -> None:
         """Make ``ifname`` a port of ``bridge``. ``ip link set IF master BRIDGE``."""
-        self._call("set_link", ifname=ifname, master=bridge)
+        self._call("set_link", ifname=validate.ifname(ifname), master=validate.ifname(bridge))
 
     def detach(self, ifname: str) -> None:
         """Release ``ifname`` from its bridge. ``ip link set IF nomaster``."""
-        self._call("set_link", ifname=ifname, release=True)
+        self._call("set_link", ifname=validate.ifname(ifname), release=True)
 
     def delete_link(self, ifname: str) -> None:
         """Delete an interface (both ends of a veth go). ``ip link del IF``."""
-        self._call("del_link", ifname=ifname)
+        self._call("del_link", ifname=validate.ifname(ifname))
         self._ifnames.discard(ifname)
 
     def move_link(self, ifname: str, to: "Node | str", *, name: str | None = None) -> str:
         """Move an interface into another node. ``ip link set IF netns OTHER [name NEW]``."""
         target = self.lab.node(to)
-        final = target._claim(name or ifname)
+        validate.ifname(ifname)
+        final = target._claim(ifname if name is None else name)
         self._call("move_link", ifname=ifname, target=target.name, new_name=name)
         self._ifnames.discard(ifname)
         target._ifnames.add(final)
@@ -142,13 +152,13 @@ class Node:
     def add_address(self, ifname: str, cidr: str) -> None:
         """``ip addr add CIDR dev IF``"""
         iface = validate.interface_address(cidr)
-        self._call("address", ifname=ifname, add=True, ip=str(iface.ip),
+        self._call("address", ifname=validate.ifname(ifname), add=True, ip=str(iface.ip),
                    prefixlen=iface.network.prefixlen)
 
     def del_address(self, ifname: str, cidr: str) -> None:
         """``ip addr del CIDR dev IF``"""
         iface = validate.interface_address(cidr)
-        self._call("address", ifname=ifname, add=False, ip=str(iface.ip),
+        self._call("address", ifname=validate.ifname(ifname), add=False, ip=str(iface.ip),
                    prefixlen=iface.network.prefixlen)
 
     def add_route(self, dst: str, *, via: str | None = None, dev: str | None = None,
@@ -170,7 +180,14 @@ class Node:
 
     def _route(self, add: bool, dst: str, *, via: str | None, dev: str | None, onlink: bool,
                metric: int | None, kind: str, src: str | None, table: int, replace: bool) -> None:
+        op = "add route" if add else "delete route"
         net = validate.network(dst)
+        validate.route_metric(metric, op)
+        validate.route_table(table, op)
+        validate.flag(onlink, what="onlink", op=op)
+        validate.flag(replace, what="replace", op=op)
+        if dev is not None:
+            validate.ifname(dev)
         if via is not None:
             gw = validate.address(via)
             if gw.version != net.version:
@@ -195,23 +212,28 @@ class Node:
 
     def add_neighbour(self, ifname: str, ip: str, mac: str) -> None:
         """A permanent ARP/NDP entry. ``ip neigh add IP lladdr MAC dev IF``."""
-        self._call("neighbour", ifname=ifname, add=True, ip=str(validate.address(ip)),
+        self._call("neighbour", ifname=validate.ifname(ifname), add=True,
+                   ip=str(validate.address(ip)),
                    lladdr=validate.mac(mac))
 
     def del_neighbour(self, ifname: str, ip: str) -> None:
         """``ip neigh del IP dev IF``"""
-        self._call("neighbour", ifname=ifname, add=False, ip=str(validate.address(ip)), lladdr=None)
+        self._call("neighbour", ifname=validate.ifname(ifname), add=False,
+                   ip=str(validate.address(ip)), lladdr=None)
 
     def add_fdb(self, ifname: str, mac: str, *, dst: str | None = None, master: bool = False) -> None:
         """A bridge FDB entry. ``bridge fdb append MAC dev IF [dst IP]`` (``self`` unless master)."""
-        mac_text = mac.lower() if mac.lower() == "00:00:00:00:00:00" else validate.mac(mac)
-        self._call("fdb", ifname=ifname, add=True, mac=mac_text,
-                   dst=None if dst is None else str(validate.address(dst)), master=master)
+        self._fdb(True, ifname, mac, dst, master)
 
     def del_fdb(self, ifname: str, mac: str, *, dst: str | None = None, master: bool = False) -> None:
         """``bridge fdb del MAC dev IF [dst IP]``"""
-        self._call("fdb", ifname=ifname, add=False, mac=mac.lower(),
-                   dst=None if dst is None else str(validate.address(dst)), master=master)
+        self._fdb(False, ifname, mac, dst, master)
+
+    def _fdb(self, add: bool, ifname: str, mac: str, dst: str | None, master: bool) -> None:
+        op = "add fdb entry" if add else "delete fdb entry"
+        self._call("fdb", ifname=validate.ifname(ifname), add=add, mac=validate.fdb_mac(mac),
+                   dst=None if dst is None else str(validate.address(dst)),
+                   master=validate.flag(master, what="master", op=op))
 
     # -- settings -----------------------------------------------------------------------
 
@@ -221,11 +243,15 @@ class Node:
 
     def set_sysctl(self, key: str, value: int | str) -> None:
         """``sysctl -w KEY=VALUE`` inside this node."""
-        self._call("set_sysctl", key=key, value=str(value))
+        if isinstance(value, bool):
+            value = int(value)
+        text = validate.text(str(value) if isinstance(value, int) else value,
+                             what=f"value of sysctl {key}", op="set sysctl")
+        self._call("set_sysctl", key=validate.sysctl_key(key), value=text)
 
     def get_sysctl(self, key: str) -> str:
         """``sysctl -n KEY`` inside this node."""
-        return str(self._call("get_sysctl", key=key))
+        return str(self._call("get_sysctl", key=validate.sysctl_key(key, op="read sysctl")))
 
     # -- inspection ----------------------------------------------------------------------
 
@@ -268,16 +294,34 @@ class Node:
 
     @staticmethod
     def _argv(cmd: str | Sequence[str]) -> list[str]:
-        argv = shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in cmd]
-        if not argv:
-            raise InvalidTopology("empty command", op="run command", remedy="give a program to run")
-        return argv
+        if isinstance(cmd, str):
+            argv: list[object] = list(shlex.split(validate.text(cmd, what="command", op="run command")))
+        elif isinstance(cmd, (bytes, bytearray)) or not isinstance(cmd, Sequence):
+            raise InvalidTopology(f"command {cmd!r} is neither a string nor a list of words",
+                                  obj=repr(cmd), op="run command",
+                                  remedy="pass 'ping -c 1 10.0.0.2' or ['ping', '-c', '1', '10.0.0.2']")
+        else:
+            argv = [a if isinstance(a, str) else str(a) for a in cmd]
+        return validate.command(argv)
 
     def run(self, cmd: str | Sequence[str], *, timeout: float | None = 60.0, check: bool = False,
-            env: dict[str, str] | None = None, input: str | None = None) -> CommandResult:
-        """Run a command in this node and wait for it. ``ip netns exec NODE CMD``."""
+            env: dict[str, str] | None = None,
+            input: str | bytes | None = None) -> CommandResult:  # noqa: A002 - subprocess's word
+        """Run a command in this node and wait for it. ``ip netns exec NODE CMD``.
+
+        ``input`` is written to the command's standard input: text (as UTF-8) or bytes.
+        """
         argv = self._argv(cmd)
-        status = self._call("run", argv=argv, timeout=timeout, env=env, stdin=input)
+        validate.seconds(timeout, what="timeout", op="run command")
+        validate.flag(check, what="check", op="run command")
+        stdin: dict[str, str | None] = {"stdin": None}
+        if isinstance(input, (bytes, bytearray, memoryview)):
+            stdin = {"stdin_b64": base64.b64encode(bytes(input)).decode()}
+        elif input is not None:
+            stdin = {"stdin": validate.text(input, what="input", op="run command")
+                     if isinstance(input, str) else _not_input(input)}
+        status = self._call("run", argv=argv, timeout=timeout,
+                            env=validate.environment(env), **stdin)
         if status.get("timed_out"):
             from .errors import CommandTimeout
             raise CommandTimeout(f"`{' '.join(argv)}` on node {self.name!r} ran longer than "
@@ -290,7 +334,7 @@ class Node:
     def spawn(self, cmd: str | Sequence[str], *, env: dict[str, str] | None = None) -> Process:
         """Start a long-running process in this node; it ends with the lab at the latest."""
         argv = self._argv(cmd)
-        reply = self._call("spawn", argv=argv, env=env)
+        reply = self._call("spawn", argv=argv, env=validate.environment(env, op="spawn process"))
         return Process(self, argv, int(reply["pid"]))
 
     def ping(self, dst: str, *, count: int = 3, interval: float = 0.2, wait: float = 1.0,
@@ -298,6 +342,18 @@ class Node:
              source: str | None = None) -> PingResult:
         """``ping -n -c COUNT -i INTERVAL -W WAIT DST``; never raises for lost packets."""
         target = str(validate.address(dst))
+        validate.integer(count, 1, 1_000_000, what="ping count", op="ping",
+                         remedy="send at least 1 echo request (count=3 is the default)")
+        validate.seconds(interval, what="interval", op="ping", allow_none=False)
+        validate.seconds(wait, what="wait", op="ping", allow_none=False)
+        if size is not None:
+            validate.integer(size, 0, 65507, what="ping size", op="ping",
+                             remedy="an ICMP payload is 0 to 65507 bytes (56 by default)")
+        validate.ip_ttl(ttl, "ping")
+        validate.flag(record_route, what="record_route", op="ping")
+        if source is not None:
+            source = str(validate.address(source)) if _looks_like_address(source) \
+                else validate.ifname(source)
         argv = ["ping", "-n", "-c", str(count), "-i", str(interval), "-W", str(wait)]
         if size is not None:
             argv += ["-s", str(size)]
@@ -315,6 +371,12 @@ class Node:
                    queries: int = 1, icmp: bool = False) -> list[Hop]:
         """``traceroute -n -m MAX -w WAIT -q QUERIES DST``"""
         target = str(validate.address(dst))
+        validate.integer(max_hops, 1, 255, what="max_hops", op="traceroute",
+                         remedy="use 1 to 255 (the TTL's range)")
+        validate.seconds(wait, what="wait", op="traceroute", allow_none=False)
+        validate.integer(queries, 1, 10, what="queries", op="traceroute",
+                         remedy="send 1 to 10 probes per hop")
+        validate.flag(icmp, what="icmp", op="traceroute")
         argv = ["traceroute", "-n", "-m", str(max_hops), "-w", str(wait), "-q", str(queries)]
         if icmp:
             argv.append("-I")
@@ -342,3 +404,14 @@ class Node:
         """``iptables ARGS...`` in this node (the nft-based iptables)."""
         tool = "ip6tables" if ipv6 else "iptables"
         return self.run([tool, *args], check=True)
+
+
+def _looks_like_address(text: str) -> bool:
+    """An IP address rather than an interface name (``ping -I`` takes either)."""
+    return isinstance(text, str) and (":" in text or text.replace(".", "").isdigit())
+
+
+def _not_input(value: object) -> str:
+    raise InvalidTopology(f"input of type {type(value).__name__} cannot be fed to a command",
+                          obj=repr(value)[:80], op="run command",
+                          remedy="pass text (str) or bytes")

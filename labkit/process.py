@@ -10,6 +10,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from . import validate
 from .errors import CommandTimeout
 
 if TYPE_CHECKING:
@@ -48,11 +49,13 @@ class Process:
     def stderr_text(self) -> str:
         return str(self._status()["stderr"])
 
-    def signal(self, signum: int = signal.SIGTERM) -> None:
-        self.node.lab._call("signal", pid=self.pid, signum=int(signum))
+    def signal(self, signum: "int | str" = signal.SIGTERM) -> None:
+        """Send a signal: ``signal.SIGHUP``, ``1``, ``"HUP"`` or ``"SIGHUP"``. ``kill -HUP PID``."""
+        self.node.lab._call("signal", pid=self.pid, signum=validate.signal_number(signum))
 
     def stop(self, grace: float = 2.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit status."""
+        validate.seconds(grace, what="grace", op="stop process", allow_none=False)
         if self._final is None:
             self._final = self.node.lab._call("stop", pid=self.pid, grace=grace)
         return self._final["returncode"]

@@ -8,8 +8,10 @@ is wrong with it and how to fix it.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
-from typing import Iterable, Union
+import signal as _signal
+from typing import Any, Iterable, Mapping, Sequence, Union
 
 from .errors import DuplicateName, InvalidAddress, InvalidName, InvalidTopology
 
@@ -62,7 +64,7 @@ def ifname(name: str) -> str:
             obj=repr(name), op="name interface",
             remedy=f"shorten it to {MAX_IFNAME} characters or fewer",
         )
-    if name in (".", "..") or any(c in name for c in "/: \t\n") :
+    if name in (".", "..") or any(c in "/:\0" or c.isspace() for c in name):
         raise InvalidName(f"interface name {name!r} contains a character the kernel refuses",
                           obj=repr(name), op="name interface",
                           remedy="use letters, digits, '-', '_' or '.' only")
@@ -134,12 +136,143 @@ def mac(value: str) -> str:
     return text
 
 
+def fdb_mac(value: str) -> str:
+    """A MAC address in a bridge FDB entry: any unicast MAC, or all zeros (VXLAN flooding)."""
+    if isinstance(value, str) and value.lower() == "00:00:00:00:00:00":
+        return value.lower()
+    return mac(value)
+
+
 def integer(value: object, low: int, high: int, *, what: str, op: str, remedy: str) -> int:
     """Check a whole number from ``low`` to ``high`` (a VNI, key, port, TTL, MTU...)."""
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidAddress(f"{what} {value!r} is not a whole number", obj=repr(value), op=op,
+                             remedy=remedy)
+    if not low <= value <= high:
         raise InvalidAddress(f"{what} {value!r} is out of range", obj=repr(value), op=op,
                              remedy=remedy)
     return value
+
+
+def seconds(value: object, *, what: str, op: str, allow_none: bool = True) -> float | None:
+    """Check a duration in seconds: a positive, finite number (or None for "no limit")."""
+    if value is None and allow_none:
+        return None
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+            or value <= 0):
+        raise InvalidTopology(f"{what} {value!r} is not a positive number of seconds",
+                              obj=repr(value), op=op,
+                              remedy=f"pass a number of seconds greater than 0"
+                                     f"{' (or None for no limit)' if allow_none else ''}")
+    return float(value)
+
+
+def flag(value: object, *, what: str, op: str) -> bool:
+    """Check a yes/no option (True or False, not a string such as "no")."""
+    if not isinstance(value, bool):
+        raise InvalidTopology(f"{what} must be True or False (got {value!r})", obj=repr(value),
+                              op=op, remedy=f"pass {what}=True or {what}=False")
+    return value
+
+
+def route_metric(value: object, op: str = "add route") -> int | None:
+    """A route's metric (``ip route ... metric N``): 0 to 4294967295, or None."""
+    if value is None:
+        return None
+    return integer(value, 0, 2 ** 32 - 1, what="route metric", op=op,
+                   remedy="a metric (priority) is 0 to 4294967295; lower wins, the default is 0")
+
+
+def route_table(value: object, op: str = "add route") -> int:
+    """A routing table number (``ip route ... table N``): 1 to 4294967295 (main is 254)."""
+    return integer(value, 1, 2 ** 32 - 1, what="routing table", op=op,
+                   remedy="use 254 (main, the default), 255 (local) or your own table from 1 "
+                          "to 4294967295")
+
+
+def ip_ttl(value: object, op: str, *, inherit: bool = False) -> int | None:
+    """An IP TTL (hop limit): 1 to 255, or None for the default (0 too, meaning "inherit")."""
+    if value is None:
+        return None
+    low = 0 if inherit else 1
+    return integer(value, low, 255, what="TTL", op=op,
+                   remedy=f"a TTL is one byte: use {low} to 255"
+                          f"{' (0 copies the inner TTL)' if inherit else ''}, or None for the default")
+
+
+def text(value: object, *, what: str, op: str) -> str:
+    """A string handed to the kernel or a program: no NUL bytes (C strings end at the first)."""
+    if not isinstance(value, str):
+        raise InvalidTopology(f"{what} {value!r} is not a string", obj=repr(value), op=op,
+                              remedy=f"pass {what} as text")
+    if "\0" in value:
+        raise InvalidTopology(f"{what} {value!r} contains a NUL byte", obj=repr(value), op=op,
+                              remedy="remove the \\0: programs and the kernel read a string only "
+                                     "up to the first NUL")
+    return value
+
+
+def command(argv: Sequence[object], op: str = "run command") -> list[str]:
+    """A command line: a non-empty list of strings without NUL bytes."""
+    words = [text(word, what="command argument", op=op) for word in argv]
+    if not words:
+        raise InvalidTopology("empty command", op=op, remedy="give a program to run")
+    return words
+
+
+_ENV_NAME = re.compile(r"^[^=\0]+$")
+
+
+def environment(env: Mapping[Any, Any] | None, op: str = "run command") -> dict[str, str] | None:
+    """Extra environment variables: names like ``LANG`` (not empty, no '=' or NUL), text values."""
+    if env is None:
+        return None
+    if not isinstance(env, Mapping):
+        raise InvalidTopology(f"env {env!r} is not a mapping", obj=repr(env), op=op,
+                              remedy="pass a dict such as {'LANG': 'C'}")
+    checked = {}
+    for name, value in env.items():
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            raise InvalidTopology(f"environment variable name {name!r} is not valid", obj=repr(name),
+                                  op=op, remedy="a name cannot be empty or contain '=' or NUL: use "
+                                                "letters, digits and '_', such as 'LANG'")
+        checked[name] = text(value if not isinstance(value, (int, float)) or isinstance(value, bool)
+                             else str(value), what=f"value of environment variable {name}", op=op)
+    return checked
+
+
+def signal_number(value: object, op: str = "signal process") -> int:
+    """A signal as a user writes it: ``signal.SIGKILL``, ``9``, ``"KILL"`` or ``"SIGKILL"``."""
+    if isinstance(value, str):
+        name = value.strip().upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        member = getattr(_signal.Signals, "__members__", {}).get(name)
+        if member is None:
+            raise InvalidTopology(f"signal {value!r} is not known", obj=repr(value), op=op,
+                                  remedy="use a name such as 'TERM', 'KILL', 'INT', 'HUP', 'USR1' "
+                                         "(see `kill -l`) or signal.SIGTERM")
+        return int(member)
+    valid = set(int(s) for s in _signal.valid_signals())
+    if isinstance(value, bool) or not isinstance(value, int) or int(value) not in valid or value == 0:
+        raise InvalidTopology(f"signal {value!r} is not a signal of this system", obj=repr(value),
+                              op=op, remedy="use signal.SIGTERM, signal.SIGKILL, 'TERM' or 'KILL' "
+                                            "(see `kill -l`)")
+    return int(value)
+
+
+_SYSCTL_KEY = re.compile(r"^[A-Za-z0-9_-]+([./][A-Za-z0-9_@:+-]+)+$")
+
+
+def sysctl_key(key: object, op: str = "set sysctl") -> str:
+    """A sysctl name such as ``net.ipv4.ip_forward`` (``/`` separators are accepted too).
+
+    Interface names with dots (``eth0.100``) need the ``/`` form, as with ``sysctl``.
+    """
+    if (not isinstance(key, str) or not _SYSCTL_KEY.match(key)
+            or any(part in ("", ".", "..") for part in re.split(r"[./]", key))):
+        raise InvalidName(f"sysctl name {key!r} is not valid", obj=repr(key), op=op,
+                          remedy="write it like 'net.ipv4.ip_forward' (see `sysctl -a` in the node)")
+    return key
 
 
 def mtu(value: int) -> int:

@@ -122,11 +122,22 @@ def _default_directory(node: Any) -> Path:
 
 
 def _fresh_path(directory: Path, node: Any, ifname: str) -> Path:
+    """Claim a new ``NODE-IF-N.pcap`` in ``directory`` by creating it (empty) exclusively.
+
+    The file exists from this moment, so no other capture (of this lab, another lab
+    or another process working in the same folder) can choose the same name; the
+    sniffer then writes into it.
+    """
     stem = f"{_node_name(node)}-{ifname}"
     for n in range(1, 100000):
         candidate = directory / f"{stem}-{n}.pcap"
-        if not candidate.exists():
-            return candidate
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        Path(f"{candidate}.dir").unlink(missing_ok=True)  # a leftover without its pcap
+        return candidate
     raise CaptureError(f"too many captures named {stem}-N.pcap in {directory}", obj=str(directory),
                        op="choose capture file", remedy="pass path= or clean the directory")
 
@@ -148,9 +159,12 @@ class Capture:
         count: stop after this many packets.
         duration: stop after this many seconds.
         max_bytes: stop before the pcap file grows past this size.
-        path: pcap file to write (default: a fresh ``NODE-IF-N.pcap`` in the lab's
-            work directory, or ``./captures``). A ``PATH.dir`` file beside it records
-            each packet's direction.
+        path: pcap file to write (default: a fresh ``NODE-IF-N.pcap`` in ``directory``).
+            A ``PATH.dir`` file beside it records each packet's direction. A fresh file
+            is created (empty) when the capture is made, so it is this capture's own
+            even when other captures, labs or processes share the folder.
+        directory: where a fresh file goes (default: the lab's work directory's
+            ``captures/``, or ``./captures``).
         snaplen: bytes kept of each packet.
         ready_timeout: seconds to wait for the sniffer to be listening.
 
@@ -171,7 +185,10 @@ class Capture:
         path: str | os.PathLike[str] | None = None,
         snaplen: int = 262144,
         ready_timeout: float = 10.0,
+        directory: str | os.PathLike[str] | None = None,
     ) -> None:
+        self._reserved = False
+        self._state = "new"
         if not isinstance(ifname, str) or not ifname or len(ifname) > 15 or "/" in ifname or " " in ifname:
             raise CaptureError(f"interface name {ifname!r} is not valid", obj=repr(ifname),
                                op="create capture", remedy="use a name such as 'eth0' (1 to 15 characters)")
@@ -188,10 +205,15 @@ class Capture:
         self.limits = {"count": count, "duration": duration, "max_bytes": max_bytes}
         self.snaplen = snaplen
         self.ready_timeout = ready_timeout
-        self.path = Path(path).absolute() if path is not None else _fresh_path(_default_directory(node), node, ifname)
+        if path is not None:
+            self.path = Path(path).absolute()
+        else:
+            base = Path(directory) if directory is not None else _default_directory(node)
+            base.mkdir(parents=True, exist_ok=True)
+            self.path = _fresh_path(base.absolute(), node, ifname)
+            self._reserved = True
         self.dropped: int | None = None
         self._proc: Any = None
-        self._state = "new"
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -215,7 +237,9 @@ class Capture:
             raise CaptureError(f"capture {self.name} was already started", obj=self.name,
                                op="start capture", remedy="create a new Capture to capture again")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in (self.path, Path(f"{self.path}.dir")):
+        # A file we claimed stays in place (unlinking it would free its name for someone
+        # else); a path the caller chose is started afresh.
+        for stale in ([] if self._reserved else [self.path]) + [Path(f"{self.path}.dir")]:
             stale.unlink(missing_ok=True)
         argv = self.argv()
         self._proc = _LocalProcess(argv) if self.node is None else self.node.spawn(argv)
@@ -306,6 +330,15 @@ class Capture:
     def __enter__(self) -> Capture:
         return self.start()
 
+    def __del__(self) -> None:
+        # A claimed file that no sniffer ever wrote is not a capture: give the name back.
+        if getattr(self, "_reserved", False) and getattr(self, "_state", "") == "new":
+            try:
+                if self.path.stat().st_size == 0:
+                    self.path.unlink()
+            except OSError:
+                pass
+
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             self.stop()
@@ -395,11 +428,9 @@ class MultiCapture:
                 raise CaptureError(f"interface {key} is listed twice", obj=key, op="create capture",
                                    remedy="list each (node, ifname) once")
             seen.add(key)
-            base = Path(directory) if directory is not None else _default_directory(node)
-            base.mkdir(parents=True, exist_ok=True)
             self.captures.append(Capture(
                 node, ifname, filter=filter, count=count, duration=duration, max_bytes=max_bytes,
-                path=_fresh_path(base, node, ifname), snaplen=snaplen, ready_timeout=ready_timeout,
+                directory=directory, snaplen=snaplen, ready_timeout=ready_timeout,
             ))
 
     def start(self) -> MultiCapture:
