@@ -134,7 +134,9 @@ class Supervisor:
         signal.set_wakeup_fd(wfd)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: self._stop_loop())
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Ctrl-C in the notebook's terminal must not end the lab; a handler (not SIG_IGN,
+        # which every command would inherit) keeps `Process.signal("INT")` meaningful.
+        signal.signal(signal.SIGINT, lambda *_: None)
 
     # -- main loop --------------------------------------------------------------------
 

@@ -127,9 +127,9 @@ _KERNEL_REMEDIES: dict[int, str] = {
     _errno.ERANGE: "a value is out of range (for example an MTU larger than the device allows)",
     _errno.EADDRNOTAVAIL: "that address is not assigned here: check node.addresses()",
     _errno.ESRCH: "no such route or entry: check node.routes()",
-    _errno.EMFILE: "this process has too many open files: close labs you no longer need "
-                   "(lab.close(), or restart the notebook kernel), or raise the limit "
-                   "(`ulimit -n 65536` in the shell that starts Jupyter)",
+    _errno.EMFILE: "too many open files (each lab, and each node of a lab, holds a few): close "
+                   "labs you no longer need (lab.close(), or restart the notebook kernel), or "
+                   "raise the limit (`ulimit -n 65536` in the shell that starts Jupyter)",
     _errno.ENFILE: "the machine has too many open files: close labs you no longer need, or ask "
                    "the administrator to raise fs.file-max",
     _errno.ENOMEM: "the kernel is out of memory for this: close labs you no longer need",
