@@ -30,6 +30,12 @@ from labkit._supervisor import Supervisor
 from labkit.capture import Capture
 
 
+REPO = Path(__file__).resolve().parent.parent
+# Child processes import this labkit, wherever their script lives.
+CHILD_ENV = {**os.environ,
+             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+
+
 def interfaces(lab: Lab) -> dict[str, set[str]]:
     return {name: {i.ifname for i in node.interfaces()} for name, node in lab.nodes.items()}
 
@@ -238,7 +244,8 @@ def test_eight_processes_building_labs_at_once(tmp_path: Path) -> None:
     before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("labkit-*"))
     folder = tmp_path / "shared"
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(n), str(folder)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=CHILD_ENV)
                for n in range(8)]
     outputs = [w.communicate(timeout=600) for w in workers]
     for n, (w, (out, err)) in enumerate(zip(workers, outputs)):
@@ -277,7 +284,7 @@ def test_capture_names_are_claimed_across_processes(tmp_path: Path) -> None:
         print(_fresh_path(Path(sys.argv[1]), None, "eth0"))
     """)
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], text=True,
-                              stdout=subprocess.PIPE) for _ in range(8)]
+                              stdout=subprocess.PIPE, env=CHILD_ENV) for _ in range(8)]
     names = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert len(set(names)) == 8 and all(Path(n).exists() for n in names)
 
@@ -374,7 +381,7 @@ def test_too_many_open_files_says_what_to_do(tmp_path: Path) -> None:
     script = tmp_path / "emfile.py"
     script.write_text(EMFILE)
     out = subprocess.run(["sh", "-c", f"ulimit -n 200 && exec {sys.executable} {script}"],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, env=CHILD_ENV)
     assert "client: start lab 'more': kernel said EMFILE" in out.stdout, out.stdout + out.stderr
     assert "supervisor: add node" in out.stdout and "EMFILE" in out.stdout, out.stdout + out.stderr
     assert out.stdout.count("ulimit -n") == 2 and "lab.close()" in out.stdout
