@@ -59,3 +59,8 @@ def wait_until(predicate, timeout: float = 5.0, step: float = 0.02) -> bool:
             return True
         time.sleep(step)
     return predicate()
+
+
+def lab_state(lab) -> dict[str, set[str]]:
+    """Every node's interface names, to prove a failed call changed nothing."""
+    return {name: {i.ifname for i in node.interfaces()} for name, node in lab.nodes.items()}

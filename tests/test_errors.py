@@ -8,13 +8,9 @@ import textwrap
 
 import pytest
 
+from helpers import lab_state as state
 from labkit import (DuplicateName, GatewayUnreachable, InvalidAddress, InvalidName,
                     InvalidTopology, Lab, LabClosed, LabkitError, NotFound, ToolMissing)
-
-
-def state(lab: Lab) -> dict[str, set[str]]:
-    """Every node's interface names, to prove a failed call changed nothing."""
-    return {name: {i.ifname for i in node.interfaces()} for name, node in lab.nodes.items()}
 
 
 @pytest.fixture

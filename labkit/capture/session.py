@@ -33,7 +33,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from labkit import validate
 from labkit.capture import CaptureError, SnifferError
+from labkit.errors import InvalidName
 from labkit.capture.bpf import compile_filter
 
 if TYPE_CHECKING:
@@ -189,9 +191,12 @@ class Capture:
     ) -> None:
         self._reserved = False
         self._state = "new"
-        if not isinstance(ifname, str) or not ifname or len(ifname) > 15 or "/" in ifname or " " in ifname:
-            raise CaptureError(f"interface name {ifname!r} is not valid", obj=repr(ifname),
-                               op="create capture", remedy="use a name such as 'eth0' (1 to 15 characters)")
+        try:
+            validate.ifname(ifname)  # the kernel's rules: 1 to 15 bytes, no '/', ':', spaces, NUL
+        except InvalidName as exc:
+            raise CaptureError(f"cannot capture: {exc.message}", obj=repr(ifname),
+                               op="create capture",
+                               remedy="use a name such as 'eth0' (1 to 15 characters)") from None
         for name, value in (("count", count), ("duration", duration), ("max_bytes", max_bytes), ("snaplen", snaplen)):
             _positive(name, value)
         if node is not None and not callable(getattr(node, "spawn", None)):
