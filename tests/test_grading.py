@@ -464,7 +464,7 @@ BASIC_EXPECTED = {
     "netchanger": ("ok", [2, 1, 1, 1], ""),
     "osexit": ("killed", [2, 0, 0, 0], "the kernel died (program exited with status 0)"),
     "partial": ("ok", [2, 0, 1, 0], ""),
-    "patcher": ("ok", [2, 1, 1, 1], ""),   # monkeypatching labkit: flagged, see below
+    "patcher": ("ok", [2, 0, 1, 1], ""),   # its patched checks do not fool the grader
     "sysexit": ("error", [2, 0, 0, 0], "SystemExit: 3"),
 }
 

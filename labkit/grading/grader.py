@@ -320,28 +320,41 @@ def _grade_one(index: int, sub: Submission, manifest: Manifest, out: Path, work:
               parameters=_params_for(parameters, sub.student), limits=limits,
               uid=uid, gid=uid, userns=not root, hide=hide,
               files=str(Path(files).resolve()) if files else None,
-              kernel_name=kernel_name, allow_errors=continue_on_error)
+              kernel_name=kernel_name, allow_errors=continue_on_error,
+              parameters_source=manifest.parameters)
     (folder / "job.json").write_text(job.to_json())
     argv = ["setpriv", "--pdeathsig", "KILL", "unshare", "--mount", "--propagation", "private",
             *([] if root else ["--user", "--map-root-user"]),
             "--", sys.executable, "-m", "labkit.grading.runner", str(folder / "job.json")]
     returncode = pool.run(argv, log, limits.time_s + _GRACE_S)
-    status, reason = _result(folder / "result.json", returncode, limits)
+    status, reason, verdicts, judged = _result(folder / "result.json", returncode, limits)
     try:
         nb = nbformat.read(str(executed), as_version=4) if executed.exists() else None
     except Exception:  # noqa: BLE001 - a half-written notebook counts as no notebook
         nb = None
-    collected = collect(nb, manifest, stopped="" if status == "ok" else reason)
+    collected = collect(nb, manifest, stopped="" if status == "ok" else reason,
+                        verdicts=verdicts)
     return SubmissionGrade(sub.student, sub.path.name, status, reason, tuple(collected.outcomes),
-                           tuple(prepared.flags + collected.flags),
+                           tuple(prepared.flags + judged + collected.flags),
                            executed.relative_to(out).as_posix() if nb is not None else None)
 
 
-def _result(path: Path, returncode: int | None, limits: Limits) -> tuple[str, str]:
-    if returncode is None:
-        return "timeout", f"time limit of {limits.time_s:g} s reached (the worker was killed)"
+def _result(path: Path, returncode: int | None, limits: Limits
+            ) -> tuple[str, str, dict[str, dict[str, Any]], list[str]]:
+    """Status, reason, the grader's own verdicts and flags, from the worker's result file."""
     try:
         data = json.loads(path.read_text())
-        return str(data["status"]), str(data.get("reason", ""))[:500]
-    except (OSError, ValueError, KeyError):
-        return "crashed", f"the grader's worker ended without a result (exit status {returncode})"
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict) and data.get("status") == "running" and returncode is not None:
+        data["status"] = "crashed"
+        data["reason"] = f"the grader's worker ended early (exit status {returncode})"
+    if not isinstance(data, dict) or "status" not in data:
+        data = {"status": "crashed", "reason": "the grader's worker ended without a result "
+                                               f"(exit status {returncode})"}
+    verdicts = data.get("checkpoints") if isinstance(data.get("checkpoints"), dict) else {}
+    flags = [str(f) for f in data.get("flags", []) if isinstance(f, str)]
+    if returncode is None:
+        return ("timeout", f"time limit of {limits.time_s:g} s reached (the worker was killed)",
+                verdicts, flags)
+    return str(data["status"]), str(data.get("reason", ""))[:500], verdicts, flags
