@@ -15,29 +15,29 @@ Exercise conventions
 
 What the grader trusts
 ----------------------
-The kernel runs the student's code, so anything displayed in it could be forged,
-including an output with the checkpoint MIME type. The grader therefore:
+The kernel runs the student's code, so nothing displayed in it is trusted. The
+grader therefore:
 
 1. reads the manifest (ids, titles, points, the exact source of every checkpoint
-   cell) from the instructor's exercise notebook and hidden file, never from the
-   submission; points always come from the manifest;
+   cell, the parameters and setup cells) from the instructor's exercise notebook
+   and hidden file, never from the submission; points always come from the manifest;
 2. before running, clears every output of the submission, removes any grader
-   metadata it carries, and puts the instructor's source back into each checkpoint
-   cell (matched by the checkpoint ids it declares, else by cell id); a checkpoint
-   cell the student deleted is appended at the end; edits are flagged;
+   metadata and papermill tags it carries, puts the instructor's parameters and
+   setup cells first (student code found before them runs after them, flagged), and
+   puts the instructor's source back into each checkpoint cell (matched by the
+   checkpoint ids it declares, else by cell id); a checkpoint cell the student
+   deleted is appended at the end; edits are flagged;
 3. marks those cells (and the hidden ones it appends) in cell metadata, which only
    the grader's own process writes;
-4. after running, accepts a result only from a marked cell and only for an id that
-   cell declares. Within one cell the lowest result counts (so output injected by
-   background code during a checkpoint cell can only lower a score); across cells
-   the later result for an id overrides the earlier one. Results displayed anywhere
-   else are ignored and flagged.
+4. while running, after each marked checkpoint cell, runs the instructor's source
+   of that cell again outside the kernel, against the real labs
+   (:mod:`labkit.grading.evaluator`; the rules a checkpoint cell must follow are in
+   :mod:`labkit.checkpoints`): **those verdicts are the grade**;
+5. after running, compares them with what the notebook displayed in marked cells
+   and flags every difference (possible tampering), results displayed elsewhere,
+   and changes to the kernel's hooks, display formatters and checkpoint names.
 
-What this cannot stop: student code that monkeypatches labkit (or IPython) in the
-kernel before a checkpoint cell runs. Such code is flagged for the instructor by a
-static scan (assignments to attributes of labkit objects, ``setattr``,
-``sys.modules``, the MIME type, ``publish_display_data``), and every executed
-notebook is kept for review.
+Every executed notebook is kept for review, with the flags in the gradebook.
 """
 
 from __future__ import annotations
