@@ -25,7 +25,8 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from labkit.checkpoints import MIME_TYPE
 from labkit.grading import Gradebook, Limits, Manifest, ManifestError, grade
 from labkit.grading.cli import build_parser, parse_size
-from labkit.grading.grader import _Workers, find_submissions
+from labkit.grading.grader import _Workers
+from labkit.grading.intake import find_submissions
 from labkit.grading.notebook import (
     META_KEY,
     Outcome,
@@ -316,13 +317,41 @@ def test_parse_size_and_parser_as_a_subcommand():
     assert args.func.__name__ == "run"
 
 
-def test_find_submissions_rejects_two_files_for_one_student(tmp_path):
+def test_every_file_name_gives_a_distinct_readable_id(tmp_path):
+    """Item 7: non-ASCII names stay readable, clashes get a short hash, long names are
+    shortened (file names of the outputs stay within 255 bytes); nothing is refused."""
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "x y.ipynb").write_text("{}")
-    (tmp_path / "x_y.ipynb").write_text("{}")
-    assert [s.student for s in find_submissions([tmp_path / "a"])] == ["x_y"]
-    with pytest.raises(ValueError, match="two submissions for student 'x_y'"):
-        find_submissions([tmp_path / "a", tmp_path / "x_y.ipynb"])
+    long_name = "n" * 244  # a 250-character file name
+    for name in ("a/x y", "x_y", "日本", "中国", long_name, "..", "résumé"):
+        (tmp_path / f"{name}.ipynb").write_text("{}")
+    ids = [s.student for s in find_submissions([tmp_path / "a", tmp_path])]
+    assert len(ids) == len(set(ids)) == 7
+    assert {"日本", "中国", "résumé"} <= set(ids)
+    assert sorted(i for i in ids if i.startswith("x_y")) == sorted(
+        f"x_y-{h}" for h in [i.split("-")[1] for i in ids if i.startswith("x_y-")])
+    longest = max(ids, key=len)
+    assert longest.startswith("n" * 80) and len(longest.encode()) <= 100
+    assert all(i and "/" not in i and i not in (".", "..") for i in ids)
+
+
+def test_only_regular_files_of_bounded_size_are_read(tmp_path):
+    """Item 5: links, FIFOs and oversized files are refused one by one, with the reason,
+    without following, blocking or reading them."""
+    from labkit.grading.intake import Refused, read_submission
+
+    (tmp_path / "ok.ipynb").write_text("{}")
+    (tmp_path / "shadow.ipynb").symlink_to("/etc/shadow")
+    (tmp_path / "zero.ipynb").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    (tmp_path / "big.ipynb").write_bytes(b" " * 2048)
+    assert read_submission(tmp_path / "ok.ipynb") == b"{}"
+    reasons = {}
+    for name in ("shadow", "zero", "fifo", "big"):
+        with pytest.raises(Refused) as info:
+            read_submission(tmp_path / f"{name}.ipynb", limit=1024)
+        reasons[name] = info.value.strerror
+    assert "symbolic link" in reasons["shadow"] and "symbolic link" in reasons["zero"]
+    assert "FIFO" in reasons["fifo"] and "2048 bytes" in reasons["big"]
 
 
 def test_sandbox_spec_round_trip_and_uid_choice():

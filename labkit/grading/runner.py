@@ -62,6 +62,7 @@ class Job:
     gid: int | None = None
     userns: bool = False
     hide: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
     files: str | None = None
     kernel_name: str = "python3"
     allow_errors: bool = False
@@ -76,6 +77,7 @@ class Job:
         data = json.loads(text)
         data["limits"] = Limits(**data["limits"])
         data["hide"] = tuple(data["hide"])
+        data["allow"] = tuple(data.get("allow", ()))
         return cls(**data)
 
 
@@ -419,7 +421,8 @@ def run_job(job: Job) -> WorkerResult:
     kernel_log = os.path.join(os.path.dirname(job.conn_dir), _KERNEL_LOG)
     evaluator = Evaluator(job.parameters_source, job.parameters)
     spec = SandboxSpec(conn_dir=job.conn_dir, uid=job.uid, gid=job.gid, userns=job.userns,
-                       limits=job.limits, hide=job.hide, files=job.files, env=kernel_env())
+                       limits=job.limits, hide=job.hide, allow=job.allow, files=job.files,
+                       env=kernel_env())
     manager_class, engine = _make_classes()
     papermill_engines.register("labkit-sandbox", engine)
     km = manager_class(kernel_name=job.kernel_name, sandbox_json=spec.to_json(),
