@@ -274,6 +274,28 @@ def _book() -> Gradebook:
     return Gradebook("basic", m.checkpoints, rows)
 
 
+def test_submission_text_is_escaped_and_csv_cells_are_not_formulas(tmp_path):
+    """Item 6: control characters from a submission never reach a terminal, a CSV or a
+    page raw, and no CSV cell starts like a formula."""
+    from labkit.grading.gradebook import SubmissionGrade
+
+    m = basic_manifest()
+    nasty = "\x1b]0;owned\x07\x1b[2K\r[3/3] good ok 5/5\u202egnp.exe\n2nd line"
+    outs = tuple(Outcome(c.id, "failed", 0, c.points, nasty) for c in m.checkpoints)
+    row = SubmissionGrade("=HYPERLINK(1)", "x.ipynb", "error", nasty, outs, (nasty,))
+    book = Gradebook("basic", m.checkpoints, (row,))
+    book.write(tmp_path)
+    written = [tmp_path / n for n in ("gradebook.csv", "gradebook.json", "report.html")]
+    for path in written + list((tmp_path / "feedback").iterdir()):
+        text = path.read_text(encoding="utf-8")
+        assert not any(ch in text for ch in "\x1b\x07\r\u202e"), path
+    csv_text = (tmp_path / "gradebook.csv").read_text()
+    assert csv_text.splitlines()[1].startswith("'=HYPERLINK(1),error,0,5,")
+    assert "\\x1b]0;owned\\x07" in csv_text and "\\u202e" in csv_text
+    assert len(csv_text.splitlines()) == 2            # one line per submission
+    assert Gradebook.read_json(tmp_path / "gradebook.json").rows[0].reason == row.reason
+
+
 def test_gradebook_csv_json_and_round_trip(tmp_path):
     book = _book()
     assert book.to_csv().splitlines() == [

@@ -556,8 +556,11 @@ def _save_log(kernel_log: str, log_path: str) -> None:
     data = _kernel_tail(kernel_log)
     if data is None:
         return
+    from labkit.grading.text import printable
+
+    text = printable(data.decode("utf-8", "replace"), lines=True)
     with open(log_path, "ab") as fh:
-        fh.write(b"--- kernel output (tail) ---\n" + data)
+        fh.write(b"--- kernel output (tail) ---\n" + text.encode("utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
