@@ -651,28 +651,144 @@ def test_cli_usage_errors(tmp_path):
     assert cli.returncode == 2 and "declares no checkpoint" in cli.stderr
 
 
-LAB_SUBNETS = {"good": "10.1.2.0/24", "wrong": "10.9.0.0/16", "leaky": "192.168.50.0/24"}
+LAB_SUBNETS = {"good": "10.1.2.0/24", "wrong": "10.9.0.0/16", "overrider": "172.20.0.0/16"}
+LONG_NAME = "n" * 244  # with ".ipynb", a 250-character file name
+
+LAB_EXPECTED = {
+    # student: (status, scores of 2.1, 2.2, 2.3, text in the reason)
+    "good": ("ok", [2, 1, 1], ""),                        # the solution: full marks
+    "untouched": ("ok", [0, 0, 0], ""),                   # the exercise as handed out
+    "wrong": ("ok", [2, 0, 0], ""),
+    "leaky": ("timeout", [2, 1, 1], "time limit of 25 s reached"),
+    "forger": ("ok", [0, 0, 0], ""),                      # item 1: forged, scored by real state
+    "overrider": ("ok", [0, 0, 1], ""),                   # item 2: the instructor's subnet
+    "reader": ("ok", [0, 0, 0], ""),                      # item 3: sees no solution
+    "kernelfolder": ("ok", [2, 1, 1], ""),                # item 4: links planted for the worker
+    "shadowlink": ("invalid", [0, 0, 0], "refused: a symbolic link"),        # item 5
+    "stdlib": ("invalid", [0, 0, 0], "refused: a symbolic link"),
+    "zero": ("invalid", [0, 0, 0], "refused: a symbolic link"),
+    "fifo": ("invalid", [0, 0, 0], "refused: a FIFO"),
+    "huge": ("invalid", [0, 0, 0], "more than the limit of 16777216 bytes"),
+    "ansi": ("error", [2, 0, 0], "RuntimeError: \\x1b]0;owned\\x07\\x1b[2K\\x0d[1/1]"),  # item 6
+    "日本": ("ok", [2, 1, 1], ""),                        # item 7: names
+    "中国": ("ok", [0, 0, 0], ""),
+    LONG_NAME[:87] + "-": ("ok", [2, 1, 1], ""),
+    "hog": ("memory", [2, 0, 0], "more than 1073741824 bytes in all"),      # item 8
+}
+
+
+@pytest.fixture(scope="module")
+def lab_batch(tmp_path_factory):
+    """One batch of the lab exercise: the solution, the untouched copy and every hostile
+    case of issue 15, graded together (three at a time), watching the host."""
+    tmp = tmp_path_factory.mktemp("lab")
+    subs = tmp / "submissions"
+    shutil.copytree(LAB / "submissions", subs)
+    (subs / "shadowlink.ipynb").symlink_to("/etc/shadow")
+    (subs / "stdlib.ipynb").symlink_to(Path(os.__file__))       # into the standard library
+    (subs / "zero.ipynb").symlink_to("/dev/zero")
+    os.mkfifo(subs / "fifo.ipynb")
+    with open(subs / "huge.ipynb", "wb") as fh:
+        fh.truncate(20 << 20)
+    shutil.copy(subs / "good.ipynb", subs / "日本.ipynb")
+    shutil.copy(subs / "untouched.ipynb", subs / "中国.ipynb")
+    shutil.copy(subs / "good.ipynb", subs / f"{LONG_NAME}.ipynb")
+    canary = _canary("lab")
+    out = tmp / "graded"
+    repo = Path(__file__).resolve().parent.parent
+    targets = [str(repo / "solutions"), str(subs), str(out), str(LAB / "exercise.ipynb"),
+               str(canary)]
+    before = _host_state()
+    before_dirs = {str(p) for p in Path("/tmp").glob("labkit-grade-*")}
+    started = time.monotonic()
+    book = grade(LAB / "exercise.ipynb", [subs], out, workers=3, progress=False,
+                 parameters=lambda s: {"subnet": LAB_SUBNETS.get(s, "192.168.50.0/24"),
+                                       "targets": targets},
+                 limits=Limits(time_s=25, memory_bytes=1 << 30))
+    yield {"book": book, "out": out, "subs": subs, "canary": canary, "before": before,
+           "after": _host_state(), "leftovers": _leftovers(before_dirs),
+           "seconds": time.monotonic() - started}
+    shutil.rmtree(canary, ignore_errors=True)
+
+
+def _lab_row(book: Gradebook, name: str):
+    matches = [r for r in book.rows if r.student == name or
+               (name.endswith("-") and r.student.startswith(name))]
+    assert len(matches) == 1, (name, [r.student for r in book.rows])
+    return matches[0]
 
 
 @pytest.mark.slow
-def test_lab_exercise_graded_against_real_labs(tmp_path):
-    before_dirs = {str(p) for p in Path("/tmp").glob("labkit-grade-*")}
-    before = _host_state()
-    book = grade(LAB / "exercise.ipynb", [LAB / "submissions"], tmp_path / "out",
-                 parameters=lambda s: {"subnet": LAB_SUBNETS[s]}, workers=2, progress=False,
-                 limits=Limits(time_s=25))
-    got = {r.student: (r.status, [o.score for o in r.outcomes]) for r in book.rows}
-    assert got == {"good": ("ok", [2, 1, 1]), "leaky": ("timeout", [2, 1, 1]),
-                   "wrong": ("ok", [2, 0, 0])}
+def test_lab_batch_gradebook_rows(lab_batch):
+    book: Gradebook = lab_batch["book"]
+    cgroup = any("cgroup" in note for note in book.notes)
+    assert len(book.rows) == len(LAB_EXPECTED) == len({r.student for r in book.rows})
+    for name, (status, scores, text) in LAB_EXPECTED.items():
+        row = _lab_row(book, name)
+        if name == "hog" and not cgroup:   # per-process limits only: each hog fits
+            status, scores, text = "ok", [2, 1, 1], ""
+        assert (row.status, [o.score for o in row.outcomes]) == (status, scores), \
+            (name, row.status, row.reason, [o.reason for o in row.outcomes])
+        assert text in row.reason, (name, row.reason)
     good = book.row("good")
-    assert good.outcome("2.1").reason == ("h1 has address 10.1.2.1/24 on eth0 is present; "
-                                          "ping h1 -> 10.1.2.2: 2 of 2 echo requests answered") \
-        or "ping h1 -> 10.1.2.2: 2 of 2 echo requests answered" in good.outcome("2.1").reason
-    wrong = book.row("wrong")
-    assert wrong.outcome("2.2").reason == "h1: route to default via 10.9.0.2 is missing"
-    assert wrong.outcome("2.3").reason.startswith("h2: eth0 is up")
-    assert _host_state() == before
-    assert _leftovers(before_dirs) == []
+    assert good.outcome("2.1").reason == ("h1: address 10.1.2.1/24 on eth0 is present; "
+                                          "ping h1 -> 10.1.2.2: 2 of 2 echo requests answered")
+    assert good.flags == () and book.row("untouched").flags == ()
+    assert book.row("wrong").outcome("2.2").reason == "h1: route to default via 10.9.0.2 is missing"
+    # every page was written, one per submission, under its own id
+    pages = {p.name for p in (lab_batch["out"] / "feedback").iterdir()}
+    assert pages == {f"{r.student}.html" for r in book.rows}
+    assert all(len(p.encode()) <= 255 for p in pages)
+    csv_text = (lab_batch["out"] / "gradebook.csv").read_text(encoding="utf-8")
+    assert "\x1b" not in csv_text and "\r" not in csv_text
+    assert lab_batch["seconds"] < 400
+
+
+@pytest.mark.slow
+def test_lab_batch_forgery_and_override_are_flagged(lab_batch):
+    book: Gradebook = lab_batch["book"]
+    forger = " | ".join(book.row("forger").flags)
+    for text in ("the notebook displayed PASS but the grader's own check says FAIL",
+                 "registered IPython execution hooks", "registered display formatters",
+                 "changed labkit.checkpoints in its kernel",
+                 "the notebook changed 'h1', which the setup defined"):
+        assert text in forger, text
+    for cid in ("2.1", "2.2", "2.3"):
+        assert f"checkpoint {cid}: the notebook displayed PASS" in forger
+    overrider = book.row("overrider")
+    assert any("changed the parameter 'subnet' (to \"10.0.0.0/24\"): checked with the "
+               "instructor's value \"172.20.0.0/16\"" in f for f in overrider.flags)
+    assert overrider.outcome("2.1").reason.startswith("h1: address 172.20.0.1/16 on eth0 is missing")
+
+
+@pytest.mark.slow
+def test_lab_batch_reader_saw_nothing_and_the_worker_ignored_planted_links(lab_batch):
+    out = lab_batch["out"]
+    printed = _printed(out / "executed" / "reader.ipynb")
+    found = eval(printed.strip().splitlines()[-1])  # the dict the notebook printed
+    assert found and all(v in ("FileNotFoundError", "PermissionError") for v in found.values()), found
+    planted = eval(_printed(out / "executed" / "kernelfolder.ipynb").strip().splitlines()[-1])
+    assert planted == ["kernel.log", "kernel.json.bak", "fifo"]
+    shadow_head = Path("/etc/shadow").read_text().split(":")[0] + ":"
+    for log in (out / "logs").iterdir():
+        text = log.read_text(encoding="utf-8", errors="replace")
+        assert shadow_head not in text and len(text) < 64 << 10, log.name
+
+
+def _printed(path: Path) -> str:
+    nb = read(path)
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream")
+
+
+@pytest.mark.slow
+def test_lab_batch_changed_nothing_outside_and_left_nothing(lab_batch):
+    assert (lab_batch["canary"] / "keep.txt").read_text() == "keep"
+    assert lab_batch["after"] == lab_batch["before"]
+    assert lab_batch["leftovers"] == []
+    assert not [d for d in Path("/sys/fs/cgroup/memory").rglob("labkit-grade-*")] \
+        if Path("/sys/fs/cgroup/memory").is_dir() else True
+    assert {p.name for p in lab_batch["subs"].iterdir()} >= {"good.ipynb", "fifo.ipynb"}
 
 
 @pytest.mark.slow

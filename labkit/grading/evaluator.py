@@ -304,6 +304,7 @@ class Evaluator:
     baseline: dict[str, Any] | None = field(init=False, default=None)
     labs: dict[int, LabView] = field(init=False, default_factory=dict)
     flags: list[str] = field(init=False, default_factory=list)
+    _seen: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         (self.work / "cwd").mkdir(exist_ok=True)
@@ -321,27 +322,29 @@ class Evaluator:
         self.snapshot = dict(data.get("values", {}))
         self.baseline = data.get("integrity")
 
-    def _note(self, text: str) -> None:
-        if text not in self.flags:
-            self.flags.append(text)
+    def _note(self, where: str, text: str) -> None:
+        """Flag ``text`` once, with the first cell where it was seen."""
+        if text not in self._seen:
+            self._seen.add(text)
+            self.flags.append(f"{where} (and later): {text}" if where else text)
 
     def _compare_integrity(self, facts: Any, where: str) -> None:
         if self.baseline is None or not isinstance(facts, dict):
             return
         base = self.baseline
         if facts.get("callbacks") != base.get("callbacks"):
-            self._note(f"{where}: the notebook registered IPython execution hooks "
+            self._note(where, "the notebook registered IPython execution hooks "
                        "(possible tampering with outputs)")
         if facts.get("formatters") != base.get("formatters") \
                 or facts.get("mimebundle") != base.get("mimebundle"):
-            self._note(f"{where}: the notebook registered display formatters "
+            self._note(where, "the notebook registered display formatters "
                        "(possible tampering with outputs)")
         names = facts.get("names")
         if isinstance(names, dict) and not all(names.values()):
             changed = ", ".join(sorted(n for n, ok in names.items() if not ok))
-            self._note(f"{where}: the notebook redefined {changed}")
+            self._note(where, f"the notebook redefined {changed}")
         if facts.get("library") is False and base.get("library") is True:
-            self._note(f"{where}: the notebook changed labkit.checkpoints in its kernel")
+            self._note(where, "the notebook changed labkit.checkpoints in its kernel")
 
     # -- values ---------------------------------------------------------------------------
 
@@ -407,14 +410,14 @@ class Evaluator:
         try:
             top = safefs.open_dir(f"/proc/{self.sandbox_init}/root")
         except OSError as exc:
-            self._note(f"the grader could not read the working copy ({exc})")
+            self._note("", f"the grader could not read the working copy ({exc})")
             return
         budget = [_COPY_FILES, _COPY_TOTAL]
         try:
             fd = safefs.open_dir(workdir.lstrip("/"), top)
         except OSError as exc:
             os.close(top)
-            self._note(f"the grader could not read the working copy ({exc})")
+            self._note("", f"the grader could not read the working copy ({exc})")
             return
         os.close(top)
         try:
@@ -469,13 +472,13 @@ class Evaluator:
         for name in names:
             if name in self.base:
                 if name in current and current[name] != _plain(self.base[name]):
-                    self._note(f"{where}: the notebook changed the parameter {name!r} "
+                    self._note(where, f"the notebook changed the parameter {name!r} "
                                f"(to {_short(current[name])}): checked with the instructor's "
                                f"value {_short(_plain(self.base[name]))}")
                 continue
             if name in self.snapshot:
                 if name in current and current[name] != self.snapshot[name]:
-                    self._note(f"{where}: the notebook changed {name!r}, which the setup "
+                    self._note(where, f"the notebook changed {name!r}, which the setup "
                                "defined: checked with the setup's value")
                 ns[name] = self._value(name, self.snapshot[name], True, touched)
             elif name in current:

@@ -82,6 +82,8 @@ class Gradebook:
     exercise: str
     checkpoints: tuple[CheckpointSpec, ...]
     rows: tuple[SubmissionGrade, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
+    """How the run was made, e.g. which memory limit applied."""
 
     @property
     def total_points(self) -> float:
@@ -101,6 +103,7 @@ class Gradebook:
             "checkpoints": [{"id": c.id, "title": c.title, "points": _num(c.points),
                              "hidden": c.hidden, "hint": c.hint} for c in self.checkpoints],
             "submissions": [r.to_dict() for r in self.rows],
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -108,7 +111,8 @@ class Gradebook:
         specs = tuple(CheckpointSpec(c["id"], c["title"], c["points"], c.get("hidden", False),
                                      c.get("hint", "")) for c in data["checkpoints"])
         return cls(data["exercise"], specs,
-                   tuple(SubmissionGrade.from_dict(r) for r in data["submissions"]))
+                   tuple(SubmissionGrade.from_dict(r) for r in data["submissions"]),
+                   tuple(str(n) for n in data.get("notes", ())))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -265,6 +265,7 @@ def grade(exercise: str | Path, submissions: Iterable[str | Path] | Iterable[Sub
     done = 0
     lock = threading.Lock()
     grades: list[SubmissionGrade] = []
+    notes: set[str] = set()
 
     def one(index: int, sub: Submission) -> None:
         nonlocal done
@@ -272,7 +273,7 @@ def grade(exercise: str | Path, submissions: Iterable[str | Path] | Iterable[Sub
         try:
             row = _grade_one(index, sub, manifest, out, work, hidden_paths, shown, limits,
                              parameters,
-                             files, continue_on_error, kernel_name, root, pool)
+                             files, continue_on_error, kernel_name, root, pool, notes)
         except Exception as exc:  # noqa: BLE001 - one submission must not stop the others
             outcomes = collect(None, manifest, stopped="the grader failed").outcomes
             row = SubmissionGrade(sub.student, sub.path.name, "crashed",
@@ -299,7 +300,7 @@ def grade(exercise: str | Path, submissions: Iterable[str | Path] | Iterable[Sub
         executor.shutdown(wait=True)
         shutil.rmtree(work, ignore_errors=True)
     book = Gradebook(Path(exercise).stem, manifest.checkpoints,
-                     tuple(sorted(grades, key=lambda g: g.student)))
+                     tuple(sorted(grades, key=lambda g: g.student)), tuple(sorted(notes)))
     book.write(out)
     return book
 
@@ -308,7 +309,7 @@ def _grade_one(index: int, sub: Submission, manifest: Manifest, out: Path, work:
                hide: tuple[str, ...], shown: tuple[str, ...], limits: Limits,
                parameters: Parameters,
                files: str | Path | None, continue_on_error: bool, kernel_name: str,
-               root: bool, pool: _Workers) -> SubmissionGrade:
+               root: bool, pool: _Workers, notes: set[str]) -> SubmissionGrade:
     executed = out / "executed" / f"{sub.student}.ipynb"
     log = out / "logs" / f"{sub.student}.log"
     log.write_text("")
@@ -339,7 +340,10 @@ def _grade_one(index: int, sub: Submission, manifest: Manifest, out: Path, work:
             *([] if root else ["--user", "--map-root-user"]),
             "--", sys.executable, "-m", "labkit.grading.runner", str(folder / "job.json")]
     returncode = pool.run(argv, log, limits.time_s + _GRACE_S)
-    status, reason, verdicts, judged = _result(folder / "result.json", returncode, limits)
+    status, reason, verdicts, judged, memory = _result(folder / "result.json", returncode,
+                                                        limits)
+    if memory:
+        notes.add(memory)
     try:
         nb = nbformat.read(str(executed), as_version=4) if executed.exists() else None
     except Exception:  # noqa: BLE001 - a half-written notebook counts as no notebook
@@ -352,7 +356,7 @@ def _grade_one(index: int, sub: Submission, manifest: Manifest, out: Path, work:
 
 
 def _result(path: Path, returncode: int | None, limits: Limits
-            ) -> tuple[str, str, dict[str, dict[str, Any]], list[str]]:
+            ) -> tuple[str, str, dict[str, dict[str, Any]], list[str], str]:
     """Status, reason, the grader's own verdicts and flags, from the worker's result file."""
     try:
         data = json.loads(path.read_text())
@@ -366,7 +370,8 @@ def _result(path: Path, returncode: int | None, limits: Limits
                                                f"(exit status {returncode})"}
     verdicts = data.get("checkpoints") if isinstance(data.get("checkpoints"), dict) else {}
     flags = [str(f) for f in data.get("flags", []) if isinstance(f, str)]
+    memory = str(data.get("memory", ""))
     if returncode is None:
         return ("timeout", f"time limit of {limits.time_s:g} s reached (the worker was killed)",
-                verdicts, flags)
-    return str(data["status"]), str(data.get("reason", ""))[:500], verdicts, flags
+                verdicts, flags, memory)
+    return str(data["status"]), str(data.get("reason", ""))[:500], verdicts, flags, memory

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.grading import cgroup
 from labkit.grading.sandbox import WORKDIR, Limits, SandboxSpec, command
 
 __all__ = ["STATUSES", "Job", "WorkerResult", "main", "run_job"]
@@ -44,6 +45,7 @@ LABKIT_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _KERNEL_SETUP = "__import__('labkit.grading.kernelside')"
 """Run in each kernel at start-up, binding no name (see :mod:`labkit.grading.kernelside`)."""
 _LOG_TAIL = 4000
+_GROUPS: list[Any] = []  # memory cgroups to remove when the worker ends
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class WorkerResult:
     checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The grader's own verdicts: ``{id: {"passed", "reason", "verified"}}``."""
     flags: list[str] = field(default_factory=list)
+    memory: str = ""
+    """Which memory limit applied (a cgroup for the whole submission, or per process)."""
 
 
 def kernel_env(python: str = sys.executable) -> dict[str, str]:
@@ -399,7 +403,10 @@ def _mount_conn_tmpfs(job: Job) -> None:
     uid = job.uid if job.uid is not None else 0
     gid = job.gid if job.gid is not None else 0
     data = f"size={4 << 20},mode=0700,uid={uid},gid={gid}".encode()
-    if _libc.mount(b"tmpfs", job.conn_dir.encode(), b"tmpfs", ctypes.c_ulong(2 | 4), data) != 0:
+    # nosuid, nodev, noexec, nosymfollow: the kernel may put anything here, and the
+    # worker (which connects to the sockets here) must never be led elsewhere by a link.
+    if _libc.mount(b"tmpfs", job.conn_dir.encode(), b"tmpfs", ctypes.c_ulong(2 | 4 | 8 | 256),
+                   data) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount tmpfs on {job.conn_dir}: {os.strerror(err)}")
 
@@ -420,9 +427,13 @@ def run_job(job: Job) -> WorkerResult:
     # cannot see: it writes through the descriptor it inherited and cannot replace it.
     kernel_log = os.path.join(os.path.dirname(job.conn_dir), _KERNEL_LOG)
     evaluator = Evaluator(job.parameters_source, job.parameters)
+    group, why = cgroup.create(f"labkit-grade-{os.getpid()}", job.limits.memory_bytes)
+    memory = group.describe if group is not None else (
+        f"memory limited per process only ({job.limits.memory_bytes} bytes of address space "
+        f"each, RLIMIT_AS): no memory cgroup could be made ({why})")
     spec = SandboxSpec(conn_dir=job.conn_dir, uid=job.uid, gid=job.gid, userns=job.userns,
                        limits=job.limits, hide=job.hide, allow=job.allow, files=job.files,
-                       env=kernel_env())
+                       env=kernel_env(), cgroup=str(group.path) if group is not None else None)
     manager_class, engine = _make_classes()
     papermill_engines.register("labkit-sandbox", engine)
     km = manager_class(kernel_name=job.kernel_name, sandbox_json=spec.to_json(),
@@ -434,8 +445,12 @@ def run_job(job: Job) -> WorkerResult:
     def outcome(status: str, reason: str = "") -> WorkerResult:
         client = getattr(engine, "client", None)
         verdicts = (getattr(client, "verdicts", None) or {}) if client is not None else {}
+        if group is not None and status not in ("ok", "memory", "output-limit") \
+                and group.oom_kills():
+            status, reason = "memory", (f"the submission used more than {group.limit} bytes "
+                                        "in all: the kernel killed it (memory cgroup)")
         return WorkerResult(status, reason, round(time.monotonic() - started, 3),
-                            _verdicts_json(verdicts), list(evaluator.flags))
+                            _verdicts_json(verdicts), list(evaluator.flags), memory)
 
     try:
         papermill.execute_notebook(
@@ -462,6 +477,8 @@ def run_job(job: Job) -> WorkerResult:
     finally:
         _stop_sandbox(km)
         evaluator.close()
+        if group is not None:  # read in outcome(), removed when the worker ends
+            _GROUPS.append(group)
         _save_log(kernel_log, job.log_path)
     client = getattr(engine, "client", None)
     error = first_error(client.nb if client is not None else None, job.allow_errors)
@@ -577,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the grader must get a result, whatever happens
         result = WorkerResult("crashed", f"{type(exc).__name__}: {exc}")
     _write_result(job.result_path, result)
+    for group in _GROUPS:
+        group.remove()
     return 0
 
 

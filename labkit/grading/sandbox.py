@@ -120,6 +120,9 @@ class SandboxSpec:
     """A host directory whose contents are copied into the working copy."""
     env: dict[str, str] = field(default_factory=dict)
     """The program's whole environment (nothing is inherited)."""
+    cgroup: str | None = None
+    """A cgroup directory init joins before starting anything (the memory limit of the
+    whole submission, :mod:`labkit.grading.cgroup`)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -370,6 +373,9 @@ def _run_init(spec: SandboxSpec, argv: list[str]) -> int:
     gid = spec.gid if spec.gid is not None else os.getgid()
     if spec.userns:
         uid = gid = 0
+    if spec.cgroup:  # "0": this process; everything started later inherits the group
+        with open(os.path.join(spec.cgroup, "cgroup.procs"), "w") as fh:
+            fh.write("0")
     _build_filesystem(spec, uid, gid)
     _loopback_up()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts are for the kernel only
