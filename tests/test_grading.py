@@ -445,6 +445,24 @@ def test_sandbox_dies_with_its_parent(tmp_path):
     assert not _pgrep("sleep 1999") and not _pgrep("sleep 1998")
 
 
+@pytest.mark.skipif(not ROOT, reason="the sandbox runs as the grader's own uid without root")
+def test_an_environment_the_sandbox_cannot_use_is_refused_before_grading(tmp_path):
+    """Item 9: a Python environment in a folder other users cannot enter (a venv or pyenv
+    under a 0700 home) stops the grader at once, naming the path and the fix."""
+    from labkit.grading.grader import SandboxUnavailable, _shown, check_sandbox
+
+    private = tmp_path / "home-of-someone"
+    private.mkdir(mode=0o700)
+    (private / "python3").symlink_to(PYTHON)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(SandboxUnavailable) as info:
+        check_sandbox(work, True, _shown([private]), python=str(private / "python3"))
+    text = str(info.value)
+    assert str(private / "python3") in text and "readable by every user" in text
+    check_sandbox(work, True, _shown([]))   # the environment the tests run in is fine
+
+
 def test_workers_are_killed_after_their_time_limit(tmp_path):
     pool = _Workers(tmp_path)
     started = time.monotonic()
@@ -528,8 +546,8 @@ def basic_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("basic")
     subs = tmp / "submissions"
     shutil.copytree(BASIC / "submissions", subs)
-    # A world-writable canary in a folder the sandbox can see (unlike /tmp, which is
-    # private there): only the read-only mounts and the uid protect it.
+    # A world-writable canary outside /tmp (which is private in the sandbox): the
+    # sandbox's allow-list, the read-only mounts and the uid each protect it.
     canary = _canary("basic")
     out = tmp / "graded"
     targets = [str(canary / "keep.txt"), str(canary), str(subs / "good.ipynb"),
@@ -615,7 +633,8 @@ def test_hostile_submissions_changed_nothing_outside(basic_run):
     printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     attempts = eval(printed.strip().splitlines()[-1])  # the dict the notebook printed
     assert "deleted" not in attempts.values()
-    assert attempts[str(basic_run["canary"] / "keep.txt")] == "OSError"  # read-only file system
+    # the canary's folder is not even in the sandbox (an allow-list of what it sees)
+    assert attempts[str(basic_run["canary"] / "keep.txt")] == "FileNotFoundError"
 
 
 @pytest.mark.slow
@@ -636,7 +655,7 @@ def test_regrading_gives_byte_identical_gradebooks(tmp_path, basic_run):
     assert "graded 6 submissions" in cli.stderr and "[6/6]" in cli.stderr
     first = basic_run["book"]
     wanted = Gradebook(first.exercise, first.checkpoints,
-                       tuple(r for r in first.rows if r.student in names))
+                       tuple(r for r in first.rows if r.student in names), first.notes)
     assert (out / "gradebook.csv").read_text() == wanted.to_csv()
     assert (out / "gradebook.json").read_text() == wanted.to_json()
     assert (out / "feedback" / "good.html").read_text() == \

@@ -17,13 +17,17 @@ What the program inside sees and may do:
   the kernel kills every process left in the namespace, including labs it started.
 * **Network.** A new network namespace with only ``lo`` (up). Changing "the host's
   network" changes this empty namespace; labs it builds nest inside it.
-* **Files.** The whole file system is mounted read-only. ``/tmp`` is a private tmpfs
-  of a fixed size holding the working copy (``/tmp/work``, also ``$HOME``);
-  ``/var/tmp`` and ``/dev/shm`` are small private tmpfs; the grader's folders
-  (submissions, outputs, other working copies) are covered by empty tmpfs. The
-  only host folder it can write is its connection directory, a small tmpfs that
-  the grader's worker mounted for this one kernel (Jupyter's IPC sockets live there).
-  Everything it writes disappears with its mount namespace.
+* **Files.** An allow-list, not the host minus a deny-list: init assembles a new
+  root that holds only the system folders (:data:`SYSTEM_PATHS`: ``/usr``, ``/etc``,
+  ``/lib``...), ``/dev``, ``/sys``, ``/proc``, and what the grader shows on top (the
+  Python environment, labkit's own package folder, paths the instructor allows),
+  each bound read-only at its own path. Home folders, the course's solutions, the
+  submissions, the grader's outputs and other working copies are simply not there.
+  ``/tmp`` is a private tmpfs of a fixed size holding the working copy (``/tmp/work``,
+  also ``$HOME``); ``/var/tmp`` and ``/dev/shm`` are small private tmpfs; ``/run`` is
+  empty. The only host folder it can write is its connection directory, a small
+  tmpfs that the grader's worker mounted for this one kernel (Jupyter's IPC sockets
+  live there). Everything it writes disappears with its mount namespace.
 * **Identity.** When the grader is root, the program runs as a distinct unprivileged
   uid/gid (no supplementary groups, ``no_new_privs``), so even without the read-only
   mounts it could not delete or signal anything of the grader or another
@@ -31,24 +35,24 @@ What the program inside sees and may do:
   onto the grader's own uid; the program then runs in a second, nested user and
   mount namespace, which locks every mount above (it cannot unmount the covering
   tmpfs or make anything writable again).
-* **Resources.** ``RLIMIT_AS`` (memory), ``RLIMIT_NPROC`` (processes and threads of
-  its uid), ``RLIMIT_FSIZE`` (largest file), no core dumps. Wall-clock time and the
+* **Resources.** A memory cgroup for the submission as a whole when the worker can
+  make one (init joins it before starting anything; :mod:`labkit.grading.cgroup`),
+  plus ``RLIMIT_AS`` (memory of each process), ``RLIMIT_NPROC`` (processes and threads
+  of its uid), ``RLIMIT_FSIZE`` (largest file), no core dumps. Wall-clock time and the
   size of notebook outputs are enforced by the grader's worker, which kills the
   sandbox (and with it everything inside).
 
 Weaker without root: the program's uid is the grader's own uid outside the user
-namespace, so the read-only mounts and covering tmpfs are then all that protects the
-grader's files, it can read whatever the grader's user can read (except hidden
-folders), and it keeps the grader's supplementary groups (the grader therefore hides
-the Docker and containerd sockets in every case). ``RLIMIT_NPROC`` counts inside the
+namespace, so the read-only mounts and the allow-list are then all that protects the
+grader's files: it can read what the grader's user can read among the shown paths,
+and it keeps the grader's supplementary groups (the grader therefore hides the Docker
+and containerd sockets in every case, even when a shown path holds them). ``RLIMIT_NPROC`` counts inside the
 user namespace only.
 
-Limits of the design, root or not: ``RLIMIT_AS`` bounds each process, not their sum
-(at most ``processes`` x ``memory_bytes``; a memory cgroup per sandbox would bound
-the sum, but needs a delegated cgroup v2 subtree, which this machine does not
-have); world-readable files of the host stay readable (use ``hide`` for solutions);
-programs that need a large address space (Java, some Go tools) need a higher
-``memory_bytes``.
+Limits of the design, root or not: without a memory cgroup (an unprivileged grader
+on a host that delegates none), ``RLIMIT_AS`` bounds each process, not their sum (at
+most ``processes`` x ``memory_bytes``), and the gradebook says so; programs that need
+a large address space (Java, some Go tools) need a higher ``memory_bytes``.
 
 The module is also the init program: ``python -I -S sandbox.py SPEC -- CMD`` (standard
 library only, so that it starts fast and imports nothing from site-packages).
@@ -88,7 +92,9 @@ class Limits:
     time_s: float = 300.0
     """Wall-clock time for the whole notebook, kernel start included."""
     memory_bytes: int = 2 << 30
-    """Address space of each process in the sandbox (RLIMIT_AS)."""
+    """Memory of the whole submission (a memory cgroup, where the worker can make one,
+    :mod:`labkit.grading.cgroup`) and address space of each of its processes
+    (RLIMIT_AS, always)."""
     output_bytes: int = 2 << 20
     """Total size of all cell outputs kept in the executed notebook."""
     processes: int = 256
