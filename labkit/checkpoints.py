@@ -25,8 +25,48 @@ Nodes are duck-typed: anything with the methods of :class:`labkit.Host`
 (``ping``, ``routes``, ``addresses``, ``interfaces``, ``neighbours``, ``fdb``,
 ``get_sysctl``, ``run``) works.
 
-How the grader decides what to trust is described in :mod:`labkit.grading.notebook`:
-in short, only results produced by the instructor's own checkpoint cells count.
+How a checkpoint reaches its grade (rules for exercise authors)
+--------------------------------------------------------------
+What a checkpoint shows in the student's kernel is feedback only. When an exercise is
+graded, the grader (:mod:`labkit.grading.evaluator`) runs the **instructor's** source
+of every checkpoint cell again itself, outside the student's kernel, with its own
+``labkit``, against the **real kernel state** of the student's labs (it adopts their
+network namespaces), and *that* result is the grade. Redefining ``Checkpoint`` or
+``checks``, monkeypatching labkit, display formatters, hooks that rewrite outputs:
+none of it reaches the grade, and all of it is flagged (the grader compares what the
+notebook displayed with its own result). So a checkpoint cell must be re-runnable
+from the outside, and may read only:
+
+1. **Parameters** (the ``parameters`` cell): always the instructor's values. A
+   notebook that reassigns one is checked with the instructor's value, and flagged.
+2. **What the setup defined**: the code cells tagged ``setup`` or, without that tag,
+   the code cells right after the parameters cell up to the first prompt (``...``)
+   or checkpoint. The grader runs them first, as written, and keeps a snapshot of
+   their names (derived addresses, ``lab``, nodes, labkit imports such as
+   ``Checkpoint``, ``checks``, ``Capture``); later reassignments are ignored, flagged.
+3. **Labs and nodes**: a ``Lab`` and its ``Node`` objects, whoever made them;
+   ``lab["c1"]`` / ``lab.node("c1")`` and every ``Node`` method (``ping``, ``routes``,
+   ``interfaces``, ``run``, ``capture``, ...) work in the grader's view. Other ``Lab``
+   attributes (``lab.nodes``, ``lab.links``) do not: use ``lab["name"]``.
+4. **The student's answers as data**: other names holding numbers, strings, IP
+   addresses/networks, or lists/tuples/sets/dicts of those (``peer_index``,
+   ``hops``). Compare them with what the check reads from the lab, never with
+   another student value.
+5. **Files** of the working copy by relative path (regular files, up to 1 MiB).
+
+Anything else made by student code cannot be re-checked: a checkpoint that uses a
+capture the student made (``lan_capture.table()``), a DataFrame or a function fails
+with "cannot be re-checked by the grader". **Capture inside the checkpoint cell**
+instead: ``with host2.capture("enp0s8") as seen: c1.ping(c2_ip, count=2)`` then
+``checks.capture(seen, ...)``. ``checks.expect(<condition>, what)`` is allowed
+(the grader evaluates the condition itself, with its own objects), but prefer a
+library check; if a new kind of check is needed, add a small generic one here.
+Write checks that can run twice without harm (they run in the kernel, then in the
+grader): read, ping, capture; do not change the lab in a checkpoint cell. Do not
+use IPython magics or ``display`` of results in checkpoint cells. Objects the
+instructor's setup made that the grader cannot rebuild (a Docker client) make
+that checkpoint fall back to the notebook's displayed result, flagged "not
+re-verified": keep such checkpoints few.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from labkit.checkpoints import MIME_TYPE
 from labkit.grading import Gradebook, Limits, Manifest, ManifestError, grade
 from labkit.grading.cli import build_parser, parse_size
-from labkit.grading.grader import _Workers, find_submissions
+from labkit.grading.grader import _Workers
+from labkit.grading.intake import find_submissions
 from labkit.grading.notebook import (
     META_KEY,
     Outcome,
@@ -273,6 +274,28 @@ def _book() -> Gradebook:
     return Gradebook("basic", m.checkpoints, rows)
 
 
+def test_submission_text_is_escaped_and_csv_cells_are_not_formulas(tmp_path):
+    """Item 6: control characters from a submission never reach a terminal, a CSV or a
+    page raw, and no CSV cell starts like a formula."""
+    from labkit.grading.gradebook import SubmissionGrade
+
+    m = basic_manifest()
+    nasty = "\x1b]0;owned\x07\x1b[2K\r[3/3] good ok 5/5\u202egnp.exe\n2nd line"
+    outs = tuple(Outcome(c.id, "failed", 0, c.points, nasty) for c in m.checkpoints)
+    row = SubmissionGrade("=HYPERLINK(1)", "x.ipynb", "error", nasty, outs, (nasty,))
+    book = Gradebook("basic", m.checkpoints, (row,))
+    book.write(tmp_path)
+    written = [tmp_path / n for n in ("gradebook.csv", "gradebook.json", "report.html")]
+    for path in written + list((tmp_path / "feedback").iterdir()):
+        text = path.read_text(encoding="utf-8")
+        assert not any(ch in text for ch in "\x1b\x07\r\u202e"), path
+    csv_text = (tmp_path / "gradebook.csv").read_text()
+    assert csv_text.splitlines()[1].startswith("'=HYPERLINK(1),error,0,5,")
+    assert "\\x1b]0;owned\\x07" in csv_text and "\\u202e" in csv_text
+    assert len(csv_text.splitlines()) == 2            # one line per submission
+    assert Gradebook.read_json(tmp_path / "gradebook.json").rows[0].reason == row.reason
+
+
 def test_gradebook_csv_json_and_round_trip(tmp_path):
     book = _book()
     assert book.to_csv().splitlines() == [
@@ -316,13 +339,41 @@ def test_parse_size_and_parser_as_a_subcommand():
     assert args.func.__name__ == "run"
 
 
-def test_find_submissions_rejects_two_files_for_one_student(tmp_path):
+def test_every_file_name_gives_a_distinct_readable_id(tmp_path):
+    """Item 7: non-ASCII names stay readable, clashes get a short hash, long names are
+    shortened (file names of the outputs stay within 255 bytes); nothing is refused."""
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "x y.ipynb").write_text("{}")
-    (tmp_path / "x_y.ipynb").write_text("{}")
-    assert [s.student for s in find_submissions([tmp_path / "a"])] == ["x_y"]
-    with pytest.raises(ValueError, match="two submissions for student 'x_y'"):
-        find_submissions([tmp_path / "a", tmp_path / "x_y.ipynb"])
+    long_name = "n" * 244  # a 250-character file name
+    for name in ("a/x y", "x_y", "日本", "中国", long_name, "..", "résumé"):
+        (tmp_path / f"{name}.ipynb").write_text("{}")
+    ids = [s.student for s in find_submissions([tmp_path / "a", tmp_path])]
+    assert len(ids) == len(set(ids)) == 7
+    assert {"日本", "中国", "résumé"} <= set(ids)
+    assert sorted(i for i in ids if i.startswith("x_y")) == sorted(
+        f"x_y-{h}" for h in [i.split("-")[1] for i in ids if i.startswith("x_y-")])
+    longest = max(ids, key=len)
+    assert longest.startswith("n" * 80) and len(longest.encode()) <= 100
+    assert all(i and "/" not in i and i not in (".", "..") for i in ids)
+
+
+def test_only_regular_files_of_bounded_size_are_read(tmp_path):
+    """Item 5: links, FIFOs and oversized files are refused one by one, with the reason,
+    without following, blocking or reading them."""
+    from labkit.grading.intake import Refused, read_submission
+
+    (tmp_path / "ok.ipynb").write_text("{}")
+    (tmp_path / "shadow.ipynb").symlink_to("/etc/shadow")
+    (tmp_path / "zero.ipynb").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    (tmp_path / "big.ipynb").write_bytes(b" " * 2048)
+    assert read_submission(tmp_path / "ok.ipynb") == b"{}"
+    reasons = {}
+    for name in ("shadow", "zero", "fifo", "big"):
+        with pytest.raises(Refused) as info:
+            read_submission(tmp_path / f"{name}.ipynb", limit=1024)
+        reasons[name] = info.value.strerror
+    assert "symbolic link" in reasons["shadow"] and "symbolic link" in reasons["zero"]
+    assert "FIFO" in reasons["fifo"] and "2048 bytes" in reasons["big"]
 
 
 def test_sandbox_spec_round_trip_and_uid_choice():
@@ -392,6 +443,24 @@ def test_sandbox_dies_with_its_parent(tmp_path):
     while (_pgrep("sleep 1999") or _pgrep("sleep 1998")) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _pgrep("sleep 1999") and not _pgrep("sleep 1998")
+
+
+@pytest.mark.skipif(not ROOT, reason="the sandbox runs as the grader's own uid without root")
+def test_an_environment_the_sandbox_cannot_use_is_refused_before_grading(tmp_path):
+    """Item 9: a Python environment in a folder other users cannot enter (a venv or pyenv
+    under a 0700 home) stops the grader at once, naming the path and the fix."""
+    from labkit.grading.grader import SandboxUnavailable, _shown, check_sandbox
+
+    private = tmp_path / "home-of-someone"
+    private.mkdir(mode=0o700)
+    (private / "python3").symlink_to(PYTHON)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(SandboxUnavailable) as info:
+        check_sandbox(work, True, _shown([private]), python=str(private / "python3"))
+    text = str(info.value)
+    assert str(private / "python3") in text and "readable by every user" in text
+    check_sandbox(work, True, _shown([]))   # the environment the tests run in is fine
 
 
 def test_workers_are_killed_after_their_time_limit(tmp_path):
@@ -464,7 +533,7 @@ BASIC_EXPECTED = {
     "netchanger": ("ok", [2, 1, 1, 1], ""),
     "osexit": ("killed", [2, 0, 0, 0], "the kernel died (program exited with status 0)"),
     "partial": ("ok", [2, 0, 1, 0], ""),
-    "patcher": ("ok", [2, 1, 1, 1], ""),   # monkeypatching labkit: flagged, see below
+    "patcher": ("ok", [2, 0, 1, 1], ""),   # its patched checks do not fool the grader
     "sysexit": ("error", [2, 0, 0, 0], "SystemExit: 3"),
 }
 
@@ -477,8 +546,8 @@ def basic_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("basic")
     subs = tmp / "submissions"
     shutil.copytree(BASIC / "submissions", subs)
-    # A world-writable canary in a folder the sandbox can see (unlike /tmp, which is
-    # private there): only the read-only mounts and the uid protect it.
+    # A world-writable canary outside /tmp (which is private in the sandbox): the
+    # sandbox's allow-list, the read-only mounts and the uid each protect it.
     canary = _canary("basic")
     out = tmp / "graded"
     targets = [str(canary / "keep.txt"), str(canary), str(subs / "good.ipynb"),
@@ -564,7 +633,8 @@ def test_hostile_submissions_changed_nothing_outside(basic_run):
     printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     attempts = eval(printed.strip().splitlines()[-1])  # the dict the notebook printed
     assert "deleted" not in attempts.values()
-    assert attempts[str(basic_run["canary"] / "keep.txt")] == "OSError"  # read-only file system
+    # the canary's folder is not even in the sandbox (an allow-list of what it sees)
+    assert attempts[str(basic_run["canary"] / "keep.txt")] == "FileNotFoundError"
 
 
 @pytest.mark.slow
@@ -585,7 +655,7 @@ def test_regrading_gives_byte_identical_gradebooks(tmp_path, basic_run):
     assert "graded 6 submissions" in cli.stderr and "[6/6]" in cli.stderr
     first = basic_run["book"]
     wanted = Gradebook(first.exercise, first.checkpoints,
-                       tuple(r for r in first.rows if r.student in names))
+                       tuple(r for r in first.rows if r.student in names), first.notes)
     assert (out / "gradebook.csv").read_text() == wanted.to_csv()
     assert (out / "gradebook.json").read_text() == wanted.to_json()
     assert (out / "feedback" / "good.html").read_text() == \
@@ -600,28 +670,144 @@ def test_cli_usage_errors(tmp_path):
     assert cli.returncode == 2 and "declares no checkpoint" in cli.stderr
 
 
-LAB_SUBNETS = {"good": "10.1.2.0/24", "wrong": "10.9.0.0/16", "leaky": "192.168.50.0/24"}
+LAB_SUBNETS = {"good": "10.1.2.0/24", "wrong": "10.9.0.0/16", "overrider": "172.20.0.0/16"}
+LONG_NAME = "n" * 244  # with ".ipynb", a 250-character file name
+
+LAB_EXPECTED = {
+    # student: (status, scores of 2.1, 2.2, 2.3, text in the reason)
+    "good": ("ok", [2, 1, 1], ""),                        # the solution: full marks
+    "untouched": ("ok", [0, 0, 0], ""),                   # the exercise as handed out
+    "wrong": ("ok", [2, 0, 0], ""),
+    "leaky": ("timeout", [2, 1, 1], "time limit of 25 s reached"),
+    "forger": ("ok", [0, 0, 0], ""),                      # item 1: forged, scored by real state
+    "overrider": ("ok", [0, 0, 1], ""),                   # item 2: the instructor's subnet
+    "reader": ("ok", [0, 0, 0], ""),                      # item 3: sees no solution
+    "kernelfolder": ("ok", [2, 1, 1], ""),                # item 4: links planted for the worker
+    "shadowlink": ("invalid", [0, 0, 0], "refused: a symbolic link"),        # item 5
+    "stdlib": ("invalid", [0, 0, 0], "refused: a symbolic link"),
+    "zero": ("invalid", [0, 0, 0], "refused: a symbolic link"),
+    "fifo": ("invalid", [0, 0, 0], "refused: a FIFO"),
+    "huge": ("invalid", [0, 0, 0], "more than the limit of 16777216 bytes"),
+    "ansi": ("error", [2, 0, 0], "RuntimeError: \\x1b]0;owned\\x07\\x1b[2K\\x0d[1/1]"),  # item 6
+    "日本": ("ok", [2, 1, 1], ""),                        # item 7: names
+    "中国": ("ok", [0, 0, 0], ""),
+    LONG_NAME[:87] + "-": ("ok", [2, 1, 1], ""),
+    "hog": ("memory", [2, 0, 0], "more than 1073741824 bytes in all"),      # item 8
+}
+
+
+@pytest.fixture(scope="module")
+def lab_batch(tmp_path_factory):
+    """One batch of the lab exercise: the solution, the untouched copy and every hostile
+    case of issue 15, graded together (three at a time), watching the host."""
+    tmp = tmp_path_factory.mktemp("lab")
+    subs = tmp / "submissions"
+    shutil.copytree(LAB / "submissions", subs)
+    (subs / "shadowlink.ipynb").symlink_to("/etc/shadow")
+    (subs / "stdlib.ipynb").symlink_to(Path(os.__file__))       # into the standard library
+    (subs / "zero.ipynb").symlink_to("/dev/zero")
+    os.mkfifo(subs / "fifo.ipynb")
+    with open(subs / "huge.ipynb", "wb") as fh:
+        fh.truncate(20 << 20)
+    shutil.copy(subs / "good.ipynb", subs / "日本.ipynb")
+    shutil.copy(subs / "untouched.ipynb", subs / "中国.ipynb")
+    shutil.copy(subs / "good.ipynb", subs / f"{LONG_NAME}.ipynb")
+    canary = _canary("lab")
+    out = tmp / "graded"
+    repo = Path(__file__).resolve().parent.parent
+    targets = [str(repo / "solutions"), str(subs), str(out), str(LAB / "exercise.ipynb"),
+               str(canary)]
+    before = _host_state()
+    before_dirs = {str(p) for p in Path("/tmp").glob("labkit-grade-*")}
+    started = time.monotonic()
+    book = grade(LAB / "exercise.ipynb", [subs], out, workers=3, progress=False,
+                 parameters=lambda s: {"subnet": LAB_SUBNETS.get(s, "192.168.50.0/24"),
+                                       "targets": targets},
+                 limits=Limits(time_s=25, memory_bytes=1 << 30))
+    yield {"book": book, "out": out, "subs": subs, "canary": canary, "before": before,
+           "after": _host_state(), "leftovers": _leftovers(before_dirs),
+           "seconds": time.monotonic() - started}
+    shutil.rmtree(canary, ignore_errors=True)
+
+
+def _lab_row(book: Gradebook, name: str):
+    matches = [r for r in book.rows if r.student == name or
+               (name.endswith("-") and r.student.startswith(name))]
+    assert len(matches) == 1, (name, [r.student for r in book.rows])
+    return matches[0]
 
 
 @pytest.mark.slow
-def test_lab_exercise_graded_against_real_labs(tmp_path):
-    before_dirs = {str(p) for p in Path("/tmp").glob("labkit-grade-*")}
-    before = _host_state()
-    book = grade(LAB / "exercise.ipynb", [LAB / "submissions"], tmp_path / "out",
-                 parameters=lambda s: {"subnet": LAB_SUBNETS[s]}, workers=2, progress=False,
-                 limits=Limits(time_s=25))
-    got = {r.student: (r.status, [o.score for o in r.outcomes]) for r in book.rows}
-    assert got == {"good": ("ok", [2, 1, 1]), "leaky": ("timeout", [2, 1, 1]),
-                   "wrong": ("ok", [2, 0, 0])}
+def test_lab_batch_gradebook_rows(lab_batch):
+    book: Gradebook = lab_batch["book"]
+    cgroup = any("cgroup" in note for note in book.notes)
+    assert len(book.rows) == len(LAB_EXPECTED) == len({r.student for r in book.rows})
+    for name, (status, scores, text) in LAB_EXPECTED.items():
+        row = _lab_row(book, name)
+        if name == "hog" and not cgroup:   # per-process limits only: each hog fits
+            status, scores, text = "ok", [2, 1, 1], ""
+        assert (row.status, [o.score for o in row.outcomes]) == (status, scores), \
+            (name, row.status, row.reason, [o.reason for o in row.outcomes])
+        assert text in row.reason, (name, row.reason)
     good = book.row("good")
-    assert good.outcome("2.1").reason == ("h1 has address 10.1.2.1/24 on eth0 is present; "
-                                          "ping h1 -> 10.1.2.2: 2 of 2 echo requests answered") \
-        or "ping h1 -> 10.1.2.2: 2 of 2 echo requests answered" in good.outcome("2.1").reason
-    wrong = book.row("wrong")
-    assert wrong.outcome("2.2").reason == "h1: route to default via 10.9.0.2 is missing"
-    assert wrong.outcome("2.3").reason.startswith("h2: eth0 is up")
-    assert _host_state() == before
-    assert _leftovers(before_dirs) == []
+    assert good.outcome("2.1").reason == ("h1: address 10.1.2.1/24 on eth0 is present; "
+                                          "ping h1 -> 10.1.2.2: 2 of 2 echo requests answered")
+    assert good.flags == () and book.row("untouched").flags == ()
+    assert book.row("wrong").outcome("2.2").reason == "h1: route to default via 10.9.0.2 is missing"
+    # every page was written, one per submission, under its own id
+    pages = {p.name for p in (lab_batch["out"] / "feedback").iterdir()}
+    assert pages == {f"{r.student}.html" for r in book.rows}
+    assert all(len(p.encode()) <= 255 for p in pages)
+    csv_text = (lab_batch["out"] / "gradebook.csv").read_text(encoding="utf-8")
+    assert "\x1b" not in csv_text and "\r" not in csv_text
+    assert lab_batch["seconds"] < 400
+
+
+@pytest.mark.slow
+def test_lab_batch_forgery_and_override_are_flagged(lab_batch):
+    book: Gradebook = lab_batch["book"]
+    forger = " | ".join(book.row("forger").flags)
+    for text in ("the notebook displayed PASS but the grader's own check says FAIL",
+                 "registered IPython execution hooks", "registered display formatters",
+                 "changed labkit.checkpoints in its kernel",
+                 "the notebook changed 'h1', which the setup defined"):
+        assert text in forger, text
+    for cid in ("2.1", "2.2", "2.3"):
+        assert f"checkpoint {cid}: the notebook displayed PASS" in forger
+    overrider = book.row("overrider")
+    assert any("changed the parameter 'subnet' (to \"10.0.0.0/24\"): checked with the "
+               "instructor's value \"172.20.0.0/16\"" in f for f in overrider.flags)
+    assert overrider.outcome("2.1").reason.startswith("h1: address 172.20.0.1/16 on eth0 is missing")
+
+
+@pytest.mark.slow
+def test_lab_batch_reader_saw_nothing_and_the_worker_ignored_planted_links(lab_batch):
+    out = lab_batch["out"]
+    printed = _printed(out / "executed" / "reader.ipynb")
+    found = eval(printed.strip().splitlines()[-1])  # the dict the notebook printed
+    assert found and all(v in ("FileNotFoundError", "PermissionError") for v in found.values()), found
+    planted = eval(_printed(out / "executed" / "kernelfolder.ipynb").strip().splitlines()[-1])
+    assert planted == ["kernel.log", "kernel.json.bak", "fifo"]
+    shadow_head = Path("/etc/shadow").read_text().split(":")[0] + ":"
+    for log in (out / "logs").iterdir():
+        text = log.read_text(encoding="utf-8", errors="replace")
+        assert shadow_head not in text and len(text) < 64 << 10, log.name
+
+
+def _printed(path: Path) -> str:
+    nb = read(path)
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream")
+
+
+@pytest.mark.slow
+def test_lab_batch_changed_nothing_outside_and_left_nothing(lab_batch):
+    assert (lab_batch["canary"] / "keep.txt").read_text() == "keep"
+    assert lab_batch["after"] == lab_batch["before"]
+    assert lab_batch["leftovers"] == []
+    assert not [d for d in Path("/sys/fs/cgroup/memory").rglob("labkit-grade-*")] \
+        if Path("/sys/fs/cgroup/memory").is_dir() else True
+    assert {p.name for p in lab_batch["subs"].iterdir()} >= {"good.ipynb", "fifo.ipynb"}
 
 
 @pytest.mark.slow

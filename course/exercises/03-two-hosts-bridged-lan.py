@@ -121,7 +121,9 @@ lan_capture.table()[["direction", "src_mac", "dst_mac", "stack", "src_ip", "dst_
 # %% tags=["checkpoint"]
 with Checkpoint("3.3", "On the LAN: plain ICMP between the containers' own MACs", points=2,
                 hint="capture on lan's eth0 (or a host's enp0s8) while c1 pings c2, in lan_capture") as cp:
-    frames = lan_capture.table()
+    with lan.capture("eth0", filter="icmp") as seen:   # the checkpoint's own capture of a ping
+        lab["c1"].ping(c2_ip, count=2)
+    frames = seen.table()
     cp.check(checks.capture(frames, "eth/ipv4/icmp"))
     icmp = frames[frames["stack"] == "eth/ipv4/icmp"]
     pairs = set(zip(icmp["src_ip"], icmp["dst_ip"]))

@@ -99,7 +99,10 @@ vxlan_capture.table()[["src_ip", "dst_ip", "dport", "vni", "stack", "inner_dst_m
 with Checkpoint("6.2", "c1 reaches c2; the trace shows the ARP request sent to the group", points=4,
                 hint="start the capture before the first ping: with host2.capture('enp0s8') as "
                      "vxlan_capture: c1.ping(c2_ip)") as cp:
-    frames = vxlan_capture.table()
+    c1.run(["ip", "neigh", "flush", "dev", "eth0"])   # so that the first ping needs ARP again
+    with host2.capture("enp0s8", filter="udp port 4789") as seen:   # the checkpoint's own capture
+        c1.ping(c2_ip, count=2)
+    frames = seen.table()
     cp.check(checks.capture(frames, f"eth/ipv4/udp/vxlan(vni={vni})/eth/ipv4/icmp"))
     arp = frames[frames["stack"] == f"eth/ipv4/udp/vxlan(vni={vni})/eth/arp"]
     to_group = arp[(arp["dst_ip"] == group) & (arp["inner_dst_mac"] == "ff:ff:ff:ff:ff:ff")]

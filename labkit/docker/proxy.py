@@ -7,7 +7,8 @@ lessons need, on the course's own resources::
 
     with DockerProxy("/run/labkit/docker-grading.sock"):   # mode 0666: any uid may connect
         ...   # labkit grade exercises/20-docker-networks.ipynb subs/ -o out -j 1 \\
-              #     -p docker_host unix:///run/labkit/docker-grading.sock
+              #     -p docker_host unix:///run/labkit/docker-grading.sock \\
+              #     --allow /run/labkit/docker-grading.sock
 
 What passes (anything else gets ``403`` with the reason as Docker's usual
 ``{"message": ...}``, which docker-py raises as an ``APIError``):

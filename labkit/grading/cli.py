@@ -5,15 +5,18 @@
     labkit grade EXERCISE.ipynb SUBMISSION [SUBMISSION ...] -o OUTPUT
                  [--hidden HIDDEN.py] [-j WORKERS] [--timeout SECONDS]
                  [--memory SIZE] [--output-limit SIZE] [--processes N] [-p NAME VALUE]...
-                 [--params-file FILE.json] [--files DIR] [--hide PATH]...
+                 [--params-file FILE.json] [--files DIR] [--allow PATH]... [--hide PATH]...
                  [--continue-on-error]
                  [--kernel NAME] [--quiet]
 
 SUBMISSION is a notebook or a folder of notebooks; the student id is the file name.
 ``-p subnet 10.1.0.0/24`` sets a parameter for everyone (VALUE is read as JSON when it
 parses, else as a string); ``--params-file`` is a JSON object mapping student ids
-(or ``"*"`` for everyone) to parameter objects. Exit status 0 when the gradebook was
-written (whatever the grades), 2 on a usage or exercise error.
+(or ``"*"`` for everyone) to parameter objects. The notebooks see only the system
+folders, the Python environment and labkit's package: ``--allow`` shows them one
+more host path (read-only), e.g. a Docker proxy's socket. Exit status 0 when the
+gradebook was written (whatever the grades), 2 on a usage or exercise error (or when
+this machine cannot run the sandbox: the message names the path and the fix).
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=d.time_s,
                         help=f"seconds per submission (default {d.time_s:g})")
     parser.add_argument("--memory", type=parse_size, default=d.memory_bytes,
-                        help="address space per process (default 2G)")
+                        help="memory of a whole submission (a cgroup where one can be made; "
+                             "also the address space of each process) (default 2G)")
     parser.add_argument("--output-limit", type=parse_size, default=d.output_bytes,
                         help="total size of a notebook's outputs (default 2M)")
     parser.add_argument("--processes", type=int, default=d.processes,
@@ -71,8 +75,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params-file", type=Path,
                         help='JSON: {"*": {...}, "<student>": {...}}')
     parser.add_argument("--files", type=Path, help="folder copied into every working copy")
+    parser.add_argument("--allow", type=Path, action="append", default=[], metavar="PATH",
+                        help="a host path the notebooks may see (read-only) besides the system "
+                             "folders, Python and labkit, e.g. a Docker proxy socket")
     parser.add_argument("--hide", type=Path, action="append", default=[], metavar="PATH",
-                        help="a folder (or file) the notebooks must not see, e.g. solutions/")
+                        help="a path inside what the notebooks see that they must not see")
     parser.add_argument("--continue-on-error", action="store_true",
                         help="run every cell even after one raises")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name")
@@ -115,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         book = grade(args.exercise, args.submissions, args.output, hidden=args.hidden,
                      parameters=parameters, workers=args.workers, limits=limits,
                      files=args.files, continue_on_error=args.continue_on_error,
-                     kernel_name=args.kernel, hide=args.hide, progress=not args.quiet)
+                     kernel_name=args.kernel, hide=args.hide, allow=args.allow,
+                     progress=not args.quiet)
     except (ManifestError, SandboxUnavailable, ValueError, FileNotFoundError) as exc:
         print(f"labkit grade: {exc}", file=sys.stderr)
         return 2

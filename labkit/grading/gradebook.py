@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.grading.notebook import CheckpointSpec, Outcome
+from labkit.grading.text import csv_cell, printable
 
 __all__ = ["Gradebook", "SubmissionGrade"]
 
@@ -36,6 +37,14 @@ class SubmissionGrade:
     flags: tuple[str, ...] = ()
     executed: str | None = None
     """The executed notebook, relative to the output folder."""
+
+    def __post_init__(self) -> None:
+        # Reasons and flags quote the submission: keep them printable wherever shown.
+        object.__setattr__(self, "reason", printable(self.reason))
+        object.__setattr__(self, "flags", tuple(printable(f) for f in self.flags))
+        object.__setattr__(self, "outcomes", tuple(
+            Outcome(o.id, o.status, o.score, o.points, printable(o.reason))
+            for o in self.outcomes))
 
     @property
     def score(self) -> float:
@@ -73,6 +82,8 @@ class Gradebook:
     exercise: str
     checkpoints: tuple[CheckpointSpec, ...]
     rows: tuple[SubmissionGrade, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
+    """How the run was made, e.g. which memory limit applied."""
 
     @property
     def total_points(self) -> float:
@@ -92,6 +103,7 @@ class Gradebook:
             "checkpoints": [{"id": c.id, "title": c.title, "points": _num(c.points),
                              "hidden": c.hidden, "hint": c.hint} for c in self.checkpoints],
             "submissions": [r.to_dict() for r in self.rows],
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -99,7 +111,8 @@ class Gradebook:
         specs = tuple(CheckpointSpec(c["id"], c["title"], c["points"], c.get("hidden", False),
                                      c.get("hint", "")) for c in data["checkpoints"])
         return cls(data["exercise"], specs,
-                   tuple(SubmissionGrade.from_dict(r) for r in data["submissions"]))
+                   tuple(SubmissionGrade.from_dict(r) for r in data["submissions"]),
+                   tuple(str(n) for n in data.get("notes", ())))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -113,9 +126,9 @@ class Gradebook:
         ids = [c.id for c in self.checkpoints]
         out = [["student", "status", "score", "total", *ids, "reason", "flags"]]
         for r in self.rows:
-            out.append([r.student, r.status, str(_num(r.score)), str(_num(r.total)),
-                        *(str(_num(r.outcome(i).score)) for i in ids), r.reason,
-                        " | ".join(r.flags)])
+            out.append([csv_cell(r.student), csv_cell(r.status), str(_num(r.score)),
+                        str(_num(r.total)), *(str(_num(r.outcome(i).score)) for i in ids),
+                        csv_cell(r.reason), csv_cell(" | ".join(r.flags))])
         return out
 
     def to_csv(self) -> str:

@@ -40,6 +40,7 @@ import nbformat
 import labkit
 from labkit.errors import LabkitError
 from labkit.grading.gradebook import Gradebook, SubmissionGrade
+from labkit.grading.intake import Refused, Submission, find_submissions, read_submission
 from labkit.grading.notebook import Manifest, collect, prepare
 from labkit.grading.runner import Job
 from labkit.grading.sandbox import Limits, SandboxSpec, command, pick_uid
@@ -67,35 +68,6 @@ user in the ``docker`` group keeps that group inside its user namespace)."""
 """How long a worker may outlive its submission's time limit before it is killed."""
 
 
-@dataclass(frozen=True)
-class Submission:
-    """One submitted notebook and the student id taken from its file name."""
-
-    student: str
-    path: Path
-
-
-def student_id(path: Path) -> str:
-    """The student id of a submission file: its name without ``.ipynb``, made safe."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", path.name.removesuffix(".ipynb")) or "_"
-
-
-def find_submissions(paths: Iterable[str | Path]) -> list[Submission]:
-    """Submissions from files and folders (every ``*.ipynb`` directly in a folder)."""
-    found: list[Submission] = []
-    for item in map(Path, paths):
-        files = sorted(item.glob("*.ipynb")) if item.is_dir() else [item]
-        found.extend(Submission(student_id(f), f) for f in files)
-    found.sort(key=lambda s: s.student)
-    seen: dict[str, Path] = {}
-    for sub in found:
-        if sub.student in seen:
-            raise ValueError(f"two submissions for student {sub.student!r}: {seen[sub.student]} "
-                             f"and {sub.path}; rename one of them")
-        seen[sub.student] = sub.path
-    return found
-
-
 def _print_progress(done: int, total: int, row: SubmissionGrade, seconds: float) -> None:
     width = len(str(total))
     print(f"[{done:>{width}}/{total}] {row.student:<24} {row.status:<12} "
@@ -103,24 +75,43 @@ def _print_progress(done: int, total: int, row: SubmissionGrade, seconds: float)
           + (f"  {row.reason[:60]}" if row.reason else ""), file=sys.stderr, flush=True)
 
 
-def _protected() -> list[Path]:
-    """Folders the kernel needs: hiding them (or an ancestor) would break it."""
-    return [Path(p).resolve() for p in (Path(labkit.__file__).parent, sys.prefix,
-                                        sys.base_prefix, Path(sys.executable).resolve().parent)]
+def _shown(allow: Iterable[str | Path]) -> tuple[str, ...]:
+    """What the sandbox sees besides the system folders: the Python environment,
+    labkit's package (not the folder around it) and what the instructor allows."""
+    from labkit.grading.runner import LABKIT_ROOT
+
+    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix,
+                                           Path(sys.executable).resolve().parent,
+                                           Path(LABKIT_ROOT) / "labkit")}
+    for extra in allow:
+        path = Path(extra)
+        if not path.is_absolute() or not path.exists():
+            raise ValueError(f"cannot show {extra} to the notebooks: it does not exist "
+                             "(give an absolute path)")
+        paths.add(os.path.realpath(path))
+    return tuple(sorted(paths))
 
 
-def _hide_list(paths: Iterable[Path]) -> tuple[str, ...]:
-    """Folders to cover in the sandbox; a file itself when its folder is needed."""
-    protected = _protected()
-    out: set[str] = set()
-    for path in paths:
-        path = path.resolve()
-        folder = path if path.is_dir() else path.parent
-        if any(p == folder or folder in p.parents for p in protected) or folder == Path("/"):
-            if path.is_file():
-                out.add(str(path))
-        else:
-            out.add(str(folder))
+def _inside(path: str, folders: Iterable[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def _hide_list(folders: Iterable[Path], shown: tuple[str, ...],
+               explicit: Iterable[str | Path]) -> tuple[str, ...]:
+    """The grader's own folders that happen to lie inside something shown, the
+    instructor's ``hide`` paths, and the container engines' sockets."""
+    out = {os.path.realpath(f) for f in folders}
+    out = {f for f in out if _inside(f, shown) and not f.startswith("/tmp/")}
+    from labkit.grading.runner import LABKIT_ROOT
+
+    needed = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix,
+                                            Path(LABKIT_ROOT) / "labkit")]
+    for path in map(Path, explicit):
+        real = os.path.realpath(path)
+        if any(real == n or n.startswith(real.rstrip("/") + "/") for n in needed):
+            raise ValueError(f"cannot hide {path}: the kernel needs labkit and Python from it")
+        out.add(real)
+    out.update(p for p in _ALWAYS_HIDDEN if os.path.exists(p))
     return tuple(sorted(out))
 
 
@@ -128,8 +119,16 @@ class SandboxUnavailable(LabkitError, RuntimeError):
     """This machine cannot build the grader's sandbox."""
 
 
-def check_sandbox(work: Path, root: bool) -> None:
-    """Start one empty sandbox; raise :class:`SandboxUnavailable` with the reason if it fails."""
+_PROBE = "import labkit.grading.kernelside, ipykernel, nbformat"
+
+
+def check_sandbox(work: Path, root: bool, shown: tuple[str, ...] = (),
+                  python: str = sys.executable) -> None:
+    """Start one sandbox and import what a kernel needs in it; raise
+    :class:`SandboxUnavailable` with the reason, the path and the fix if that fails
+    (before any submission is graded, rather than every one of them "crashing")."""
+    from labkit.grading.runner import LABKIT_ROOT, kernel_env
+
     for tool in ("unshare", "setpriv"):
         if shutil.which(tool) is None:
             raise SandboxUnavailable(f"{tool} is not installed", obj=tool, op="grade",
@@ -139,27 +138,33 @@ def check_sandbox(work: Path, root: bool) -> None:
     try:
         spec = SandboxSpec(conn_dir=str(conn), uid=pick_uid() if root else None,
                            gid=65534 if root else None, userns=not root,
-                           env={"PATH": "/usr/bin:/bin"})
-        probe = subprocess.run(command(spec, ["true"]), capture_output=True, text=True,
+                           env=kernel_env(python), allow=shown)
+        empty = subprocess.run(command(spec, ["true"]), capture_output=True, text=True,
                                timeout=60, check=False)
+        probe = subprocess.run(command(spec, [python, "-c", _PROBE]), capture_output=True,
+                               text=True, timeout=120, check=False) \
+            if empty.returncode == 0 else empty
     finally:
         conn.rmdir()
-    if probe.returncode != 0:
-        detail = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+    if empty.returncode != 0:
+        detail = (empty.stderr.strip().splitlines() or ["no output"])[-1]
         raise SandboxUnavailable(
             f"cannot start a grading sandbox: {detail}", op="grade",
             remedy="the grader needs unprivileged user namespaces (or root) and "
                    "mount_setattr (Linux 5.12 or later); run `labkit doctor`")
-
-
-def _explicit_hides(paths: Iterable[str | Path]) -> tuple[str, ...]:
-    protected = _protected()
-    out = []
-    for path in (Path(p).resolve() for p in paths):
-        if any(p == path or path in p.parents for p in protected):
-            raise ValueError(f"cannot hide {path}: the kernel needs labkit and Python from it")
-        out.append(str(path))
-    return tuple(out)
+    if probe.returncode != 0:
+        lines = [line for line in probe.stderr.strip().splitlines()
+                 if not line.startswith("labkit-sandbox: program")] or ["no output"]
+        detail = lines[-1]
+        paths = re.findall(r"'(/[^']+)'", detail) or [python, LABKIT_ROOT]
+        raise SandboxUnavailable(
+            f"the sandboxed kernels cannot use this Python environment: {detail} "
+            f"(the sandbox runs as an unprivileged user and sees {', '.join(shown) or 'the system folders'})",
+            obj=paths[0], op="grade",
+            remedy=f"make {paths[0]} and the folders of the Python environment readable by every "
+                   "user (chmod -R o+rX on the environment, o+x on the folders above it), or "
+                   "install the environment where every user can read it (python3 -m venv "
+                   "/opt/labkit-venv; pip install labkit there) and grade with its Python")
 
 
 def _params_for(parameters: Parameters, student: str) -> dict[str, Any]:
@@ -221,13 +226,17 @@ def grade(exercise: str | Path, submissions: Iterable[str | Path] | Iterable[Sub
           parameters: Parameters = None, workers: int | None = None,
           limits: Limits | None = None, files: str | Path | None = None,
           continue_on_error: bool = False, kernel_name: str = "python3",
-          hide: Iterable[str | Path] = (), progress: Progress | bool = True) -> Gradebook:
+          hide: Iterable[str | Path] = (), allow: Iterable[str | Path] = (),
+          progress: Progress | bool = True) -> Gradebook:
     """Grade submitted notebooks against an exercise; write and return the gradebook.
 
     ``exercise`` is the instructor's notebook (its ``checkpoint`` cells are the
     manifest), ``hidden`` an optional hidden-checkpoint file, ``parameters`` the
     values injected into every notebook (``student_id`` is always injected),
-    ``files`` a folder copied into every working copy, ``hide`` more folders the
+    ``files`` a folder copied into every working copy, ``allow`` host paths the
+    kernels may see (read-only) besides the system folders, the Python environment
+    and labkit's package (nothing else of the host is there: not the solutions, not
+    home folders, not the other submissions), ``hide`` more folders the
     kernels must not see (e.g. a folder of solutions; the exercise's, the hidden
     file's, the submissions' and the output folders are hidden anyway, unless labkit
     or the Python environment lives inside them). By default execution stops at
@@ -247,22 +256,24 @@ def grade(exercise: str | Path, submissions: Iterable[str | Path] | Iterable[Sub
     root = os.geteuid() == 0
     work = Path(tempfile.mkdtemp(prefix="labkit-grade-"))
     work.chmod(0o711)
-    hide_from = [out, work, Path(exercise), *(s.path for s in subs)]
-    hide_from += [Path(hidden)] if hidden else []
-    hide_from += [] if root else [Path.home()]
-    hidden_paths = (_hide_list(hide_from) + _explicit_hides(hide)
-                    + tuple(p for p in _ALWAYS_HIDDEN if os.path.exists(p)))
+    shown = _shown(allow)
+    folders = [out, work, Path(exercise).parent, *{s.path.parent for s in subs}]
+    folders += [Path(hidden).parent] if hidden else []
+    folders += [] if root else [Path.home()]
+    hidden_paths = _hide_list(folders, shown, hide)
     pool = _Workers(work)
     done = 0
     lock = threading.Lock()
     grades: list[SubmissionGrade] = []
+    notes: set[str] = set()
 
     def one(index: int, sub: Submission) -> None:
         nonlocal done
         started = time.monotonic()
         try:
-            row = _grade_one(index, sub, manifest, out, work, hidden_paths, limits, parameters,
-                             files, continue_on_error, kernel_name, root, pool)
+            row = _grade_one(index, sub, manifest, out, work, hidden_paths, shown, limits,
+                             parameters,
+                             files, continue_on_error, kernel_name, root, pool, notes)
         except Exception as exc:  # noqa: BLE001 - one submission must not stop the others
             outcomes = collect(None, manifest, stopped="the grader failed").outcomes
             row = SubmissionGrade(sub.student, sub.path.name, "crashed",
@@ -280,7 +291,7 @@ def grade(exercise: str | Path, submissions: Iterable[str | Path] | Iterable[Sub
               f"{limits.time_s:g} s each at most", file=sys.stderr, flush=True)
     executor = ThreadPoolExecutor(max_workers=workers)
     try:
-        check_sandbox(work, root)
+        check_sandbox(work, root, shown)
         for future in [executor.submit(one, i, s) for i, s in enumerate(subs)]:
             future.result()
     finally:
@@ -289,24 +300,26 @@ def grade(exercise: str | Path, submissions: Iterable[str | Path] | Iterable[Sub
         executor.shutdown(wait=True)
         shutil.rmtree(work, ignore_errors=True)
     book = Gradebook(Path(exercise).stem, manifest.checkpoints,
-                     tuple(sorted(grades, key=lambda g: g.student)))
+                     tuple(sorted(grades, key=lambda g: g.student)), tuple(sorted(notes)))
     book.write(out)
     return book
 
 
 def _grade_one(index: int, sub: Submission, manifest: Manifest, out: Path, work: Path,
-               hide: tuple[str, ...], limits: Limits, parameters: Parameters,
+               hide: tuple[str, ...], shown: tuple[str, ...], limits: Limits,
+               parameters: Parameters,
                files: str | Path | None, continue_on_error: bool, kernel_name: str,
-               root: bool, pool: _Workers) -> SubmissionGrade:
+               root: bool, pool: _Workers, notes: set[str]) -> SubmissionGrade:
     executed = out / "executed" / f"{sub.student}.ipynb"
     log = out / "logs" / f"{sub.student}.log"
     log.write_text("")
     executed.unlink(missing_ok=True)
     try:
-        submitted = nbformat.read(str(sub.path), as_version=4)
+        submitted = nbformat.reads(read_submission(sub.path).decode("utf-8"), as_version=4)
         prepared = prepare(submitted, manifest)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the student's problem
-        reason = f"the submission is not a readable notebook: {type(exc).__name__}: {exc}"
+        reason = (exc.strerror if isinstance(exc, Refused) else
+                  f"the submission is not a readable notebook: {type(exc).__name__}: {exc}")
         collected = collect(None, manifest, stopped="the notebook could not be read")
         return SubmissionGrade(sub.student, sub.path.name, "invalid", reason[:500],
                                tuple(collected.outcomes))
@@ -318,30 +331,47 @@ def _grade_one(index: int, sub: Submission, manifest: Manifest, out: Path, work:
               output_path=str(executed), result_path=str(folder / "result.json"),
               log_path=str(log), conn_dir=str(folder / "c"),
               parameters=_params_for(parameters, sub.student), limits=limits,
-              uid=uid, gid=uid, userns=not root, hide=hide,
+              uid=uid, gid=uid, userns=not root, hide=hide, allow=shown,
               files=str(Path(files).resolve()) if files else None,
-              kernel_name=kernel_name, allow_errors=continue_on_error)
+              kernel_name=kernel_name, allow_errors=continue_on_error,
+              parameters_source=manifest.parameters)
     (folder / "job.json").write_text(job.to_json())
     argv = ["setpriv", "--pdeathsig", "KILL", "unshare", "--mount", "--propagation", "private",
             *([] if root else ["--user", "--map-root-user"]),
             "--", sys.executable, "-m", "labkit.grading.runner", str(folder / "job.json")]
     returncode = pool.run(argv, log, limits.time_s + _GRACE_S)
-    status, reason = _result(folder / "result.json", returncode, limits)
+    status, reason, verdicts, judged, memory = _result(folder / "result.json", returncode,
+                                                        limits)
+    if memory:
+        notes.add(memory)
     try:
         nb = nbformat.read(str(executed), as_version=4) if executed.exists() else None
     except Exception:  # noqa: BLE001 - a half-written notebook counts as no notebook
         nb = None
-    collected = collect(nb, manifest, stopped="" if status == "ok" else reason)
+    collected = collect(nb, manifest, stopped="" if status == "ok" else reason,
+                        verdicts=verdicts)
     return SubmissionGrade(sub.student, sub.path.name, status, reason, tuple(collected.outcomes),
-                           tuple(prepared.flags + collected.flags),
+                           tuple(prepared.flags + judged + collected.flags),
                            executed.relative_to(out).as_posix() if nb is not None else None)
 
 
-def _result(path: Path, returncode: int | None, limits: Limits) -> tuple[str, str]:
-    if returncode is None:
-        return "timeout", f"time limit of {limits.time_s:g} s reached (the worker was killed)"
+def _result(path: Path, returncode: int | None, limits: Limits
+            ) -> tuple[str, str, dict[str, dict[str, Any]], list[str], str]:
+    """Status, reason, the grader's own verdicts and flags, from the worker's result file."""
     try:
         data = json.loads(path.read_text())
-        return str(data["status"]), str(data.get("reason", ""))[:500]
-    except (OSError, ValueError, KeyError):
-        return "crashed", f"the grader's worker ended without a result (exit status {returncode})"
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict) and data.get("status") == "running" and returncode is not None:
+        data["status"] = "crashed"
+        data["reason"] = f"the grader's worker ended early (exit status {returncode})"
+    if not isinstance(data, dict) or "status" not in data:
+        data = {"status": "crashed", "reason": "the grader's worker ended without a result "
+                                               f"(exit status {returncode})"}
+    verdicts = data.get("checkpoints") if isinstance(data.get("checkpoints"), dict) else {}
+    flags = [str(f) for f in data.get("flags", []) if isinstance(f, str)]
+    memory = str(data.get("memory", ""))
+    if returncode is None:
+        return ("timeout", f"time limit of {limits.time_s:g} s reached (the worker was killed)",
+                verdicts, flags, memory)
+    return str(data["status"]), str(data.get("reason", ""))[:500], verdicts, flags, memory

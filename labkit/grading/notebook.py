@@ -15,29 +15,29 @@ Exercise conventions
 
 What the grader trusts
 ----------------------
-The kernel runs the student's code, so anything displayed in it could be forged,
-including an output with the checkpoint MIME type. The grader therefore:
+The kernel runs the student's code, so nothing displayed in it is trusted. The
+grader therefore:
 
 1. reads the manifest (ids, titles, points, the exact source of every checkpoint
-   cell) from the instructor's exercise notebook and hidden file, never from the
-   submission; points always come from the manifest;
+   cell, the parameters and setup cells) from the instructor's exercise notebook
+   and hidden file, never from the submission; points always come from the manifest;
 2. before running, clears every output of the submission, removes any grader
-   metadata it carries, and puts the instructor's source back into each checkpoint
-   cell (matched by the checkpoint ids it declares, else by cell id); a checkpoint
-   cell the student deleted is appended at the end; edits are flagged;
+   metadata and papermill tags it carries, puts the instructor's parameters and
+   setup cells first (student code found before them runs after them, flagged), and
+   puts the instructor's source back into each checkpoint cell (matched by the
+   checkpoint ids it declares, else by cell id); a checkpoint cell the student
+   deleted is appended at the end; edits are flagged;
 3. marks those cells (and the hidden ones it appends) in cell metadata, which only
    the grader's own process writes;
-4. after running, accepts a result only from a marked cell and only for an id that
-   cell declares. Within one cell the lowest result counts (so output injected by
-   background code during a checkpoint cell can only lower a score); across cells
-   the later result for an id overrides the earlier one. Results displayed anywhere
-   else are ignored and flagged.
+4. while running, after each marked checkpoint cell, runs the instructor's source
+   of that cell again outside the kernel, against the real labs
+   (:mod:`labkit.grading.evaluator`; the rules a checkpoint cell must follow are in
+   :mod:`labkit.checkpoints`): **those verdicts are the grade**;
+5. after running, compares them with what the notebook displayed in marked cells
+   and flags every difference (possible tampering), results displayed elsewhere,
+   and changes to the kernel's hooks, display formatters and checkpoint names.
 
-What this cannot stop: student code that monkeypatches labkit (or IPython) in the
-kernel before a checkpoint cell runs. Such code is flagged for the instructor by a
-static scan (assignments to attributes of labkit objects, ``setattr``,
-``sys.modules``, the MIME type, ``publish_display_data``), and every executed
-notebook is kept for review.
+Every executed notebook is kept for review, with the flags in the gradebook.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -73,6 +73,8 @@ __all__ = [
 
 TAG_CHECKPOINT = "checkpoint"
 TAG_HIDDEN = "hidden-checkpoint"
+TAG_PARAMETERS = "parameters"
+TAG_SETUP = "setup"
 META_KEY = "labkit"
 """Cell metadata key the grader writes (``{"grader": {"checkpoints": [...]}}``)."""
 
@@ -108,11 +110,50 @@ class CheckpointCell:
 
 
 @dataclass(frozen=True)
+class InstructorCell:
+    """A cell of the exercise that the grader runs as the instructor wrote it."""
+
+    source: str
+    cell_id: str | None = None
+
+
+def _is_prompt(source: str) -> bool:
+    """A cell the student is meant to fill in (``...`` placeholders, "YOUR CODE HERE")."""
+    if "YOUR CODE HERE" in source:
+        return True
+    try:
+        tree = ast.parse(_strip_magics(source))
+    except SyntaxError:
+        return True
+    return any(isinstance(n, ast.Constant) and n.value is Ellipsis for n in ast.walk(tree))
+
+
+def setup_cells(nb: NotebookNode) -> tuple[InstructorCell, ...]:
+    """The exercise's setup cells: those tagged ``setup``; without that tag, the code
+    cells right after the ``parameters`` cell up to the first checkpoint or prompt."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [c for c in code if TAG_SETUP in c.metadata.get("tags", [])]
+    if not tagged:
+        start = next((i for i, c in enumerate(code)
+                      if TAG_PARAMETERS in c.metadata.get("tags", [])), None)
+        if start is not None:
+            for cell in code[start + 1:]:
+                if TAG_CHECKPOINT in cell.metadata.get("tags", []) or _is_prompt(cell.source):
+                    break
+                tagged.append(cell)
+    return tuple(InstructorCell(c.source, c.get("id")) for c in tagged)
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What an exercise checks, read from the instructor's files only."""
 
     cells: tuple[CheckpointCell, ...]
     checkpoints: tuple[CheckpointSpec, ...]
+    parameters: str = ""
+    """The source of the exercise's ``parameters`` cell ("" when it has none)."""
+    setup: tuple[InstructorCell, ...] = ()
+    """The exercise's setup cells (see :func:`setup_cells`)."""
 
     @property
     def total_points(self) -> float:
@@ -165,7 +206,10 @@ class Manifest:
         if not specs:
             raise ManifestError("the exercise declares no checkpoint", op="read exercise",
                                 remedy=f"tag checkpoint cells {TAG_CHECKPOINT!r}")
-        return cls(tuple(cells), tuple(specs))
+        params = next((c for c in nb.cells if c.cell_type == "code"
+                       and TAG_PARAMETERS in c.metadata.get("tags", [])), None)
+        return cls(tuple(cells), tuple(specs), params.source if params is not None else "",
+                   setup_cells(nb))
 
 
 def _read(path: Path) -> NotebookNode:
@@ -261,6 +305,7 @@ def prepare(submission: NotebookNode, manifest: Manifest) -> Prepared:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+    flags.extend(_instructor_first(nb, manifest))
     used: set[int] = set()
     missing: list[CheckpointCell] = []
     for wanted in (c for c in manifest.cells if not c.hidden):
@@ -279,7 +324,8 @@ def prepare(submission: NotebookNode, manifest: Manifest) -> Prepared:
     student_cells = [c for i, c in enumerate(nb.cells) if i not in used and c.cell_type == "code"]
     roots = labkit_names(c.source for c in student_cells)
     for index, cell in enumerate(nb.cells):
-        if index in used or cell.cell_type != "code":
+        if index in used or cell.cell_type != "code" or META_KEY in cell.metadata \
+                or TAG_PARAMETERS in cell.metadata.get("tags", []):
             continue
         tags = cell.metadata.get("tags", [])
         if TAG_CHECKPOINT in tags:
@@ -294,6 +340,65 @@ def prepare(submission: NotebookNode, manifest: Manifest) -> Prepared:
         if not cell.get("id"):
             cell["id"] = f"labkit-grader-{index}"
     return Prepared(nb, flags)
+
+
+def _instructor_first(nb: NotebookNode, manifest: Manifest) -> list[str]:
+    """Put the instructor's parameters and setup cells first, as the instructor wrote
+    them, so that no student code runs before the grader's snapshot of the setup."""
+    flags: list[str] = []
+    for cell in nb.cells:  # papermill injects after the first cell with these tags
+        tags = cell.metadata.get("tags", [])
+        if TAG_PARAMETERS in tags or "injected-parameters" in tags or TAG_SETUP in tags:
+            cell.metadata["tags"] = [t for t in tags if t not in
+                                     (TAG_PARAMETERS, "injected-parameters", TAG_SETUP)]
+            if "injected-parameters" in tags:
+                cell.source = ""  # an earlier papermill run's values: never the student's
+    if not manifest.parameters and not manifest.setup:
+        return flags
+    wanted = ([InstructorCell(manifest.parameters)] if manifest.parameters else []) \
+        + list(manifest.setup)
+    placed: list[NotebookNode] = []
+    taken: set[int] = set()
+    for index, item in enumerate(wanted):
+        is_params = index == 0 and bool(manifest.parameters)
+        found = None
+        for i, cell in enumerate(nb.cells):
+            if i in taken or cell.cell_type != "code":
+                continue
+            if (is_params and TAG_PARAMETERS in (cell.metadata.get("tags") or [])) \
+                    or (item.cell_id and cell.get("id") == item.cell_id) \
+                    or cell.source.strip() == item.source.strip():
+                found = i
+                break
+        what = "parameters cell" if is_params else f"setup cell {index + (0 if manifest.parameters else 1)}"
+        if found is None:
+            flags.append(f"the {what} was missing: the instructor's was run")
+            cell = nbformat.v4.new_code_cell(item.source)
+        else:
+            taken.add(found)
+            cell = nb.cells[found]
+            if cell.source.strip() != item.source.strip():
+                flags.append(f"the {what} was edited: the instructor's version was run")
+            cell.source = item.source
+            cell.outputs, cell.execution_count = [], None
+        tags = [t for t in cell.metadata.get("tags", []) if t != TAG_CHECKPOINT]
+        cell.metadata["tags"] = tags + ([TAG_PARAMETERS] if is_params else [TAG_SETUP])
+        if not is_params:
+            cell.metadata[META_KEY] = {"grader": {"setup": True}}
+        placed.append(cell)
+    last = max(taken) if taken else -1
+    head, moved = [], []
+    for i, cell in enumerate(nb.cells[: last + 1]):
+        if i in taken:
+            continue
+        if cell.cell_type == "code" and cell.source.strip():
+            if TAG_CHECKPOINT not in cell.metadata.get("tags", []):
+                flags.append(f"cell {i + 1} came before the exercise's setup: it was run after it")
+            moved.append(cell)
+        else:
+            head.append(cell)
+    nb.cells = head + placed + moved + list(nb.cells[last + 1:])
+    return flags
 
 
 def _find_cell(nb: NotebookNode, wanted: CheckpointCell, used: set[int]) -> int | None:
@@ -408,9 +513,17 @@ class Collected:
 
 
 def collect(executed: NotebookNode | None, manifest: Manifest, *,
-            stopped: str = "") -> Collected:
-    """Read the trusted checkpoint results out of an executed notebook.
+            stopped: str = "", verdicts: Mapping[str, Mapping[str, Any]] | None = None
+            ) -> Collected:
+    """Each checkpoint's outcome: the grader's own verdicts, checked against the notebook.
 
+    ``verdicts`` are the grader's own results (:mod:`labkit.grading.evaluator`, via the
+    worker): ``{id: {"passed", "reason", "verified"}}``. They decide; what the notebook
+    displayed (read from marked checkpoint cells only) is compared with them and every
+    difference is flagged. Only a verdict marked not ``verified`` (the check needed an
+    object of the instructor's setup the grader cannot rebuild) falls back to what the
+    notebook displayed, flagged. With ``verdicts=None`` the displayed results are used
+    as they are (for tests of this reader only; the grader always passes verdicts).
     ``stopped`` says why execution ended early (empty when it ran to the end); it
     becomes the reason of checkpoints that never ran.
     """
@@ -455,6 +568,8 @@ def collect(executed: NotebookNode | None, manifest: Manifest, *,
                 state.pop(cid, None)
             elif cid not in found:
                 state[cid] = status
+    if verdicts is not None:
+        found = _judge(found, verdicts, flags)
     outcomes = []
     for spec in manifest.checkpoints:
         if spec.id in found:
@@ -465,6 +580,35 @@ def collect(executed: NotebookNode | None, manifest: Manifest, *,
             outcomes.append(Outcome(spec.id, "not-run", 0, spec.points,
                                     _why_not_run(state.get(spec.id), stopped)))
     return Collected(outcomes, flags)
+
+
+def _judge(shown: dict[str, tuple[bool, str]], verdicts: Mapping[str, Mapping[str, Any]],
+           flags: list[str]) -> dict[str, tuple[bool, str]]:
+    """The grader's verdicts, with what the notebook displayed compared against them."""
+    found: dict[str, tuple[bool, str]] = {}
+    for cid, verdict in verdicts.items():
+        passed, reason = verdict.get("passed") is True, _clip(str(verdict.get("reason", "")))
+        if not verdict.get("verified", True):
+            if cid in shown:
+                flags.append(f"checkpoint {cid} was not re-verified by the grader ({reason}): "
+                             "the notebook's own result counts")
+                found[cid] = shown[cid]
+            else:
+                found[cid] = (False, reason)
+            continue
+        found[cid] = (passed, reason)
+        if cid not in shown:
+            flags.append(f"checkpoint {cid}: the notebook displayed no result "
+                         "(outputs removed or replaced?); the grader's own check counts")
+        elif shown[cid][0] != passed:
+            flags.append(f"checkpoint {cid}: the notebook displayed "
+                         f"{'PASS' if shown[cid][0] else 'FAIL'} but the grader's own check "
+                         f"says {'PASS' if passed else 'FAIL'}: possible tampering; the "
+                         "grader's check counts")
+    for cid in sorted(set(shown) - set(verdicts)):
+        flags.append(f"checkpoint {cid}: the notebook displayed a result the grader did not "
+                     "check itself: not counted")
+    return found
 
 
 def _why_not_run(status: str | None, stopped: str) -> str:

@@ -81,6 +81,7 @@ def render_report(book: Gradebook) -> str:
     body = [f"<h1>Gradebook: {escape(book.exercise)}</h1>",
             f"<p>{len(book.rows)} submissions, {len(book.checkpoints)} checkpoints, "
             f"{_num(book.total_points)} points.</p>",
+            *(f'<p class="notes">{escape(note)}</p>' for note in book.notes),
             f"<table><tr><th>Student</th><th>Run</th><th>Score</th>{head}<th>Flags</th></tr>",
             *rows, "</table>",
             *(_student_section(book, row, for_student=False) for row in book.rows)]

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.grading import cgroup
 from labkit.grading.sandbox import WORKDIR, Limits, SandboxSpec, command
 
 __all__ = ["STATUSES", "Job", "WorkerResult", "main", "run_job"]
@@ -39,9 +40,12 @@ STATUSES = ("ok", "error", "timeout", "killed", "memory", "output-limit", "inval
 """Every status a submission can get, best first."""
 
 _KERNEL_LOG = "kernel.log"
+LABKIT_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+"""The folder that holds the ``labkit`` package the grader runs."""
 _KERNEL_SETUP = "__import__('labkit.grading.kernelside')"
 """Run in each kernel at start-up, binding no name (see :mod:`labkit.grading.kernelside`)."""
 _LOG_TAIL = 4000
+_GROUPS: list[Any] = []  # memory cgroups to remove when the worker ends
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,12 @@ class Job:
     gid: int | None = None
     userns: bool = False
     hide: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
     files: str | None = None
     kernel_name: str = "python3"
     allow_errors: bool = False
+    parameters_source: str = ""
+    """The instructor's parameters cell (the grader's evaluator runs it itself)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, indent=1)
@@ -72,6 +79,7 @@ class Job:
         data = json.loads(text)
         data["limits"] = Limits(**data["limits"])
         data["hide"] = tuple(data["hide"])
+        data["allow"] = tuple(data.get("allow", ()))
         return cls(**data)
 
 
@@ -82,6 +90,11 @@ class WorkerResult:
     status: str
     reason: str = ""
     seconds: float = 0.0
+    checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The grader's own verdicts: ``{id: {"passed", "reason", "verified"}}``."""
+    flags: list[str] = field(default_factory=list)
+    memory: str = ""
+    """Which memory limit applied (a cgroup for the whole submission, or per process)."""
 
 
 def kernel_env(python: str = sys.executable) -> dict[str, str]:
@@ -102,6 +115,8 @@ def kernel_env(python: str = sys.executable) -> dict[str, str]:
         "XDG_CACHE_HOME": f"{home}/.cache", "XDG_CONFIG_HOME": f"{home}/.config",
         "XDG_RUNTIME_DIR": f"{home}/.run",
         "VIRTUAL_ENV": str(Path(python).parent.parent),
+        # The kernel imports the grader's own labkit (the one that reads its results).
+        "PYTHONPATH": LABKIT_ROOT,
     }
 
 
@@ -118,6 +133,7 @@ def _make_classes() -> tuple[type, type]:
     from jupyter_core.utils import ensure_async, run_sync
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine
+    from traitlets import Any as AnyTrait
     from traitlets import Bool, Float, Integer, Unicode
 
     class SandboxKernelManager(AsyncKernelManager):
@@ -169,6 +185,70 @@ def _make_classes() -> tuple[type, type]:
         output_limit = Integer(2 << 20)
         output_limit_hit = Bool(False)
         output_used = Integer(0)
+        evaluator = AnyTrait(None)
+        verdicts = AnyTrait(None)
+        progress_path = Unicode("")
+
+        async def async_execute_cell(self, cell: Any, cell_index: int,
+                                     execution_count: int | None = None,
+                                     store_history: bool = True) -> Any:
+            try:
+                return await super().async_execute_cell(cell, cell_index, execution_count,
+                                                        store_history)
+            finally:
+                if self.evaluator is not None and self.km is not None \
+                        and not self.output_limit_hit and await ensure_async(self.km.is_alive()):
+                    await self._judge(cell)
+
+        async def _judge(self, cell: Any) -> None:
+            """The grader's part after a cell: snapshot after setup, own verdicts after
+            checkpoint cells (see :mod:`labkit.grading.evaluator`)."""
+            from labkit.grading.evaluator import free_names
+
+            grader = (cell.metadata.get("labkit") or {}).get("grader") or {}
+            tags = cell.metadata.get("tags", [])
+            evaluator = self.evaluator
+            if not evaluator.sandbox_init:
+                evaluator.sandbox_init = getattr(self.km, "sandbox_init", 0) or 0
+            if grader.get("setup") or "injected-parameters" in tags:
+                evaluator.take_snapshot(await self._describe(None) or "")
+            ids = [i for i in grader.get("checkpoints", []) if isinstance(i, str)]
+            if not ids:
+                return
+            described = await self._describe(free_names(cell.source))
+            where = f"In [{cell.get('execution_count') or '?'}]"
+            await asyncio.get_running_loop().run_in_executor(None, evaluator.copy_workdir,
+                                                             WORKDIR)
+            verdicts = evaluator.evaluate(cell.source, ids, described, where)
+            if self.verdicts is None:
+                self.verdicts = {}
+            for verdict in verdicts:
+                self.verdicts[verdict.id] = verdict
+            if self.progress_path:  # kept if the worker is killed before the end
+                _write_result(self.progress_path, WorkerResult(
+                    "running", "", 0.0, _verdicts_json(self.verdicts), list(evaluator.flags)))
+
+        async def _describe(self, names: list[str] | None) -> str | None:
+            """Ask the kernel for the encoded values of ``names`` (data, never trusted)."""
+            import ast
+
+            expr = ("__import__('labkit.grading.kernelside', fromlist=['describe'])"
+                    f".describe({names!r})")
+            msg_id = self.kc.execute("", silent=True, store_history=False,
+                                     user_expressions={"labkit": expr})
+            try:
+                reply = await asyncio.wait_for(self.async_wait_for_reply(msg_id), 30)
+            except (asyncio.TimeoutError, RuntimeError) as exc:
+                _logger().warning("no answer from the kernel: %s", exc)
+                return None
+            try:
+                found = reply["content"]["user_expressions"]["labkit"]
+                text = found["data"]["text/plain"]
+                value = ast.literal_eval(text) if len(text) < (32 << 20) else None
+            except (KeyError, TypeError, ValueError, SyntaxError, MemoryError) as exc:
+                _logger().warning("unreadable answer from the kernel: %r %r", exc, reply)
+                return None
+            return value if isinstance(value, str) else None
 
         def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
             if self.output_limit_hit:
@@ -238,6 +318,7 @@ def _make_classes() -> tuple[type, type]:
             await super()._async_cleanup_kernel()
 
         # nbclient binds its synchronous wrappers to its own coroutines: rebind to ours.
+        execute_cell = run_sync(async_execute_cell)
         start_new_kernel_client = run_sync(async_start_new_kernel_client)
         _cleanup_kernel = run_sync(_async_cleanup_kernel)
 
@@ -322,7 +403,10 @@ def _mount_conn_tmpfs(job: Job) -> None:
     uid = job.uid if job.uid is not None else 0
     gid = job.gid if job.gid is not None else 0
     data = f"size={4 << 20},mode=0700,uid={uid},gid={gid}".encode()
-    if _libc.mount(b"tmpfs", job.conn_dir.encode(), b"tmpfs", ctypes.c_ulong(2 | 4), data) != 0:
+    # nosuid, nodev, noexec, nosymfollow: the kernel may put anything here, and the
+    # worker (which connects to the sockets here) must never be led elsewhere by a link.
+    if _libc.mount(b"tmpfs", job.conn_dir.encode(), b"tmpfs", ctypes.c_ulong(2 | 4 | 8 | 256),
+                   data) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount tmpfs on {job.conn_dir}: {os.strerror(err)}")
 
@@ -334,12 +418,22 @@ def run_job(job: Job) -> WorkerResult:
     from papermill.engines import papermill_engines
     from papermill.exceptions import PapermillExecutionError
 
+    from labkit.grading.evaluator import Evaluator
+
     started = time.monotonic()
     deadline = started + job.limits.time_s
     _mount_conn_tmpfs(job)
-    kernel_log = os.path.join(job.conn_dir, _KERNEL_LOG)
+    # The kernel's output goes to a file in the job's own folder, which the sandbox
+    # cannot see: it writes through the descriptor it inherited and cannot replace it.
+    kernel_log = os.path.join(os.path.dirname(job.conn_dir), _KERNEL_LOG)
+    evaluator = Evaluator(job.parameters_source, job.parameters)
+    group, why = cgroup.create(f"labkit-grade-{os.getpid()}", job.limits.memory_bytes)
+    memory = group.describe if group is not None else (
+        f"memory limited per process only ({job.limits.memory_bytes} bytes of address space "
+        f"each, RLIMIT_AS): no memory cgroup could be made ({why})")
     spec = SandboxSpec(conn_dir=job.conn_dir, uid=job.uid, gid=job.gid, userns=job.userns,
-                       limits=job.limits, hide=job.hide, files=job.files, env=kernel_env())
+                       limits=job.limits, hide=job.hide, allow=job.allow, files=job.files,
+                       env=kernel_env(), cgroup=str(group.path) if group is not None else None)
     manager_class, engine = _make_classes()
     papermill_engines.register("labkit-sandbox", engine)
     km = manager_class(kernel_name=job.kernel_name, sandbox_json=spec.to_json(),
@@ -349,7 +443,14 @@ def run_job(job: Job) -> WorkerResult:
                        max_message=max(16 << 20, 4 * job.limits.output_bytes))
 
     def outcome(status: str, reason: str = "") -> WorkerResult:
-        return WorkerResult(status, reason, round(time.monotonic() - started, 3))
+        client = getattr(engine, "client", None)
+        verdicts = (getattr(client, "verdicts", None) or {}) if client is not None else {}
+        if group is not None and status not in ("ok", "memory", "output-limit") \
+                and group.oom_kills():
+            status, reason = "memory", (f"the submission used more than {group.limit} bytes "
+                                        "in all: the kernel killed it (memory cgroup)")
+        return WorkerResult(status, reason, round(time.monotonic() - started, 3),
+                            _verdicts_json(verdicts), list(evaluator.flags), memory)
 
     try:
         papermill.execute_notebook(
@@ -357,7 +458,8 @@ def run_job(job: Job) -> WorkerResult:
             engine_name="labkit-sandbox", kernel_name=job.kernel_name, progress_bar=False,
             start_timeout=max(5, min(60, int(job.limits.time_s))), km=km, deadline=deadline,
             output_limit=job.limits.output_bytes, allow_errors=job.allow_errors,
-            shutdown_kernel="immediate", autosave_cell_every=10)
+            shutdown_kernel="immediate", autosave_cell_every=10, evaluator=evaluator,
+            progress_path=job.result_path)
     except PapermillExecutionError:
         pass  # papermill also raises for cells allowed to fail: decided below
     except (CellTimeoutError, DeadKernelError, TimeoutError, RuntimeError) as exc:
@@ -374,6 +476,9 @@ def run_job(job: Job) -> WorkerResult:
         return outcome("crashed", f"{type(exc).__name__}: {exc} ({_kernel_exit(kernel_log)})")
     finally:
         _stop_sandbox(km)
+        evaluator.close()
+        if group is not None:  # read in outcome(), removed when the worker ends
+            _GROUPS.append(group)
         _save_log(kernel_log, job.log_path)
     client = getattr(engine, "client", None)
     error = first_error(client.nb if client is not None else None, job.allow_errors)
@@ -385,6 +490,17 @@ def run_job(job: Job) -> WorkerResult:
     if error[1] == "MemoryError":
         return outcome("memory", f"{text} (memory limit {job.limits.memory_bytes} bytes)")
     return outcome("error", text)
+
+
+def _verdicts_json(verdicts: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {cid: {"passed": v.passed, "reason": v.reason, "verified": v.verified}
+            for cid, v in verdicts.items()}
+
+
+def _write_result(path: str, result: WorkerResult) -> None:
+    tmp = f"{path}.tmp"
+    Path(tmp).write_text(json.dumps(asdict(result), sort_keys=True))
+    os.replace(tmp, path)
 
 
 def first_error(nb: Any, allow_errors: bool) -> tuple[str, str, str] | None:
@@ -426,11 +542,27 @@ def _stop_sandbox(km: Any) -> None:
         _logger().error("the sandbox (init pid %s) did not end in time", km.sandbox_init)
 
 
-def _kernel_exit(kernel_log: str) -> str:
+def _kernel_tail(kernel_log: str) -> bytes | None:
+    """The end of the kernel's output file (read without following links, bounded)."""
+    from labkit.grading.safefs import open_dir, read_tail
+
     try:
-        lines = Path(kernel_log).read_text(errors="replace").splitlines()
+        folder = open_dir(os.path.dirname(kernel_log))
     except OSError:
+        return None
+    try:
+        return read_tail(folder, os.path.basename(kernel_log), _LOG_TAIL)
+    except OSError:
+        return None
+    finally:
+        os.close(folder)
+
+
+def _kernel_exit(kernel_log: str) -> str:
+    data = _kernel_tail(kernel_log)
+    if data is None:
         return "no kernel log"
+    lines = data.decode("utf-8", "replace").splitlines()
     for line in reversed(lines):
         if line.startswith("labkit-sandbox:"):
             return line.removeprefix("labkit-sandbox:").strip()
@@ -438,12 +570,14 @@ def _kernel_exit(kernel_log: str) -> str:
 
 
 def _save_log(kernel_log: str, log_path: str) -> None:
-    try:
-        data = Path(kernel_log).read_bytes()
-    except OSError:
+    data = _kernel_tail(kernel_log)
+    if data is None:
         return
+    from labkit.grading.text import printable
+
+    text = printable(data.decode("utf-8", "replace"), lines=True)
     with open(log_path, "ab") as fh:
-        fh.write(b"--- kernel output (tail) ---\n" + data[-_LOG_TAIL:])
+        fh.write(b"--- kernel output (tail) ---\n" + text.encode("utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -459,7 +593,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run_job(job)
     except Exception as exc:  # noqa: BLE001 - the grader must get a result, whatever happens
         result = WorkerResult("crashed", f"{type(exc).__name__}: {exc}")
-    Path(job.result_path).write_text(json.dumps(asdict(result), sort_keys=True))
+    _write_result(job.result_path, result)
+    for group in _GROUPS:
+        group.remove()
     return 0
 
 

@@ -17,13 +17,17 @@ What the program inside sees and may do:
   the kernel kills every process left in the namespace, including labs it started.
 * **Network.** A new network namespace with only ``lo`` (up). Changing "the host's
   network" changes this empty namespace; labs it builds nest inside it.
-* **Files.** The whole file system is mounted read-only. ``/tmp`` is a private tmpfs
-  of a fixed size holding the working copy (``/tmp/work``, also ``$HOME``);
-  ``/var/tmp`` and ``/dev/shm`` are small private tmpfs; the grader's folders
-  (submissions, outputs, other working copies) are covered by empty tmpfs. The
-  only host folder it can write is its connection directory, a small tmpfs that
-  the grader's worker mounted for this one kernel (Jupyter's IPC sockets live there).
-  Everything it writes disappears with its mount namespace.
+* **Files.** An allow-list, not the host minus a deny-list: init assembles a new
+  root that holds only the system folders (:data:`SYSTEM_PATHS`: ``/usr``, ``/etc``,
+  ``/lib``...), ``/dev``, ``/sys``, ``/proc``, and what the grader shows on top (the
+  Python environment, labkit's own package folder, paths the instructor allows),
+  each bound read-only at its own path. Home folders, the course's solutions, the
+  submissions, the grader's outputs and other working copies are simply not there.
+  ``/tmp`` is a private tmpfs of a fixed size holding the working copy (``/tmp/work``,
+  also ``$HOME``); ``/var/tmp`` and ``/dev/shm`` are small private tmpfs; ``/run`` is
+  empty. The only host folder it can write is its connection directory, a small
+  tmpfs that the grader's worker mounted for this one kernel (Jupyter's IPC sockets
+  live there). Everything it writes disappears with its mount namespace.
 * **Identity.** When the grader is root, the program runs as a distinct unprivileged
   uid/gid (no supplementary groups, ``no_new_privs``), so even without the read-only
   mounts it could not delete or signal anything of the grader or another
@@ -31,24 +35,24 @@ What the program inside sees and may do:
   onto the grader's own uid; the program then runs in a second, nested user and
   mount namespace, which locks every mount above (it cannot unmount the covering
   tmpfs or make anything writable again).
-* **Resources.** ``RLIMIT_AS`` (memory), ``RLIMIT_NPROC`` (processes and threads of
-  its uid), ``RLIMIT_FSIZE`` (largest file), no core dumps. Wall-clock time and the
+* **Resources.** A memory cgroup for the submission as a whole when the worker can
+  make one (init joins it before starting anything; :mod:`labkit.grading.cgroup`),
+  plus ``RLIMIT_AS`` (memory of each process), ``RLIMIT_NPROC`` (processes and threads
+  of its uid), ``RLIMIT_FSIZE`` (largest file), no core dumps. Wall-clock time and the
   size of notebook outputs are enforced by the grader's worker, which kills the
   sandbox (and with it everything inside).
 
 Weaker without root: the program's uid is the grader's own uid outside the user
-namespace, so the read-only mounts and covering tmpfs are then all that protects the
-grader's files, it can read whatever the grader's user can read (except hidden
-folders), and it keeps the grader's supplementary groups (the grader therefore hides
-the Docker and containerd sockets in every case). ``RLIMIT_NPROC`` counts inside the
+namespace, so the read-only mounts and the allow-list are then all that protects the
+grader's files: it can read what the grader's user can read among the shown paths,
+and it keeps the grader's supplementary groups (the grader therefore hides the Docker
+and containerd sockets in every case, even when a shown path holds them). ``RLIMIT_NPROC`` counts inside the
 user namespace only.
 
-Limits of the design, root or not: ``RLIMIT_AS`` bounds each process, not their sum
-(at most ``processes`` x ``memory_bytes``; a memory cgroup per sandbox would bound
-the sum, but needs a delegated cgroup v2 subtree, which this machine does not
-have); world-readable files of the host stay readable (use ``hide`` for solutions);
-programs that need a large address space (Java, some Go tools) need a higher
-``memory_bytes``.
+Limits of the design, root or not: without a memory cgroup (an unprivileged grader
+on a host that delegates none), ``RLIMIT_AS`` bounds each process, not their sum (at
+most ``processes`` x ``memory_bytes``), and the gradebook says so; programs that need
+a large address space (Java, some Go tools) need a higher ``memory_bytes``.
 
 The module is also the init program: ``python -I -S sandbox.py SPEC -- CMD`` (standard
 library only, so that it starts fast and imports nothing from site-packages).
@@ -88,7 +92,9 @@ class Limits:
     time_s: float = 300.0
     """Wall-clock time for the whole notebook, kernel start included."""
     memory_bytes: int = 2 << 30
-    """Address space of each process in the sandbox (RLIMIT_AS)."""
+    """Memory of the whole submission (a memory cgroup, where the worker can make one,
+    :mod:`labkit.grading.cgroup`) and address space of each of its processes
+    (RLIMIT_AS, always)."""
     output_bytes: int = 2 << 20
     """Total size of all cell outputs kept in the executed notebook."""
     processes: int = 256
@@ -112,11 +118,17 @@ class SandboxSpec:
     """Create a user namespace (graders that are not root)."""
     limits: Limits = field(default_factory=Limits)
     hide: tuple[str, ...] = ()
-    """Host directories to cover with an empty tmpfs."""
+    """Paths inside what is shown to cover with an empty tmpfs (or /dev/null)."""
+    allow: tuple[str, ...] = ()
+    """Host paths shown (read-only) besides :data:`SYSTEM_PATHS`: the Python environment,
+    labkit's package, what the exercise needs."""
     files: str | None = None
     """A host directory whose contents are copied into the working copy."""
     env: dict[str, str] = field(default_factory=dict)
     """The program's whole environment (nothing is inherited)."""
+    cgroup: str | None = None
+    """A cgroup directory init joins before starting anything (the memory limit of the
+    whole submission, :mod:`labkit.grading.cgroup`)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -126,6 +138,7 @@ class SandboxSpec:
         data = json.loads(text)
         data["limits"] = Limits(**data["limits"])
         data["hide"] = tuple(data["hide"])
+        data["allow"] = tuple(data.get("allow", ()))
         return cls(**data)
 
 
@@ -230,29 +243,84 @@ def _loopback_up() -> None:
         fcntl.ioctl(sock, siocsifflags, struct.pack("16sh14x", b"lo", flags | iff_up))
 
 
-def _kept_under_tmp() -> list[str]:
-    """The Python environment and labkit's source, when they live under /tmp (a CI clone,
-    say): the private /tmp would otherwise hide them from the kernel."""
-    source_root = Path(__file__).resolve().parent.parent.parent  # labkit/grading/sandbox.py
-    candidates = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
-                  str(source_root)}
-    under = sorted(p for p in candidates if p.startswith("/tmp/"))
-    return [p for p in under if not any(p != q and p.startswith(q + "/") for q in under)]
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+"""What every sandbox sees of the host (read-only), besides ``/dev``, ``/sys``, ``/proc``
+and what the grader allows on top (the Python environment, labkit, ``allow``)."""
+_NEWROOT = "/tmp"  # where the new root is assembled (a tmpfs, in this mount namespace only)
+_MS_MOVE, _MNT_DETACH = 8192, 2
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203,
+                   "s390x": 217, "i686": 217, "armv7l": 218}
+
+
+def _open_allowed(paths: Sequence[str]) -> list[tuple[str, int, bool]]:
+    """``(path, O_PATH descriptor, is_dir)`` of every path to show, opened before any
+    mount changes what the names mean; missing ones are skipped."""
+    out: list[tuple[str, int, bool]] = []
+    for path in sorted(set(paths), key=lambda p: (p.count("/"), p)):
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        out.append((path, fd, os.path.isdir(f"/proc/self/fd/{fd}")))
+    return out
+
+
+def _pivot(root: str) -> None:
+    """Make ``root`` the root of this mount namespace; the old root is detached."""
+    number = _SYS_PIVOT_ROOT.get(os.uname().machine)
+    os.chdir(root)
+    if number is not None:
+        os.makedirs(".old-root", exist_ok=True)
+        _check(_libc.syscall(number, b".", b".old-root"), "pivot_root")
+        os.chdir("/")
+        _check(_libc.umount2(b"/.old-root", _MNT_DETACH), "umount old root")
+        os.rmdir("/.old-root")
+    else:  # unknown architecture: move the new root over / (what switch_root does)
+        _mount(".", "/", None, _MS_MOVE)
+        _check(_libc.chroot(b"."), "chroot")
+        os.chdir("/")
 
 
 def _build_filesystem(spec: SandboxSpec, uid: int, gid: int) -> None:
+    """Assemble the sandbox's root from an allow-list, then make it read-only.
+
+    Only :data:`SYSTEM_PATHS`, ``/dev``, ``/sys``, ``/proc``, ``spec.allow`` (bound
+    read-only at their own paths), a private ``/tmp`` with the working copy, small
+    private ``/var/tmp`` and ``/dev/shm``, an empty ``/run`` and the connection
+    directory exist inside: the rest of the host (home folders, solutions, other
+    submissions, the grader's outputs) is not hidden, it is simply not there.
+    """
     conn_fd = os.open(spec.conn_dir, os.O_PATH | os.O_DIRECTORY)
     files_fd = os.open(spec.files, os.O_PATH | os.O_DIRECTORY) if spec.files else None
-    keep = _kept_under_tmp()
-    keep_fds = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in keep]
+    shown = _open_allowed([*SYSTEM_PATHS, "/dev", "/sys", "/proc", *spec.allow])
+    links = {p: os.readlink(p) for p in SYSTEM_PATHS if os.path.islink(p)}
+    _mount("tmpfs", _NEWROOT, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=1m,mode=0755")
+    new = _NEWROOT
+    for path, target in links.items():  # /bin -> usr/bin on merged-/usr systems
+        os.symlink(target, new + path)
+    _tmpfs(new + "/tmp", spec.limits.tmp_bytes, "1777")
+    for path, fd, is_dir in shown:
+        if path in links:
+            os.close(fd)
+            continue
+        where = new + path
+        if is_dir:
+            os.makedirs(where, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(where), exist_ok=True)
+            if not os.path.exists(where):
+                open(where, "w").close()  # noqa: SIM115 - a mount point for a file
+        _mount(f"/proc/self/fd/{fd}", where, None, _MS_BIND | _MS_REC)
+        os.close(fd)
+    for folder in ("/run", "/var/tmp", spec.conn_dir):
+        os.makedirs(new + folder, exist_ok=True)
+    _mount(f"/proc/self/fd/{conn_fd}", new + spec.conn_dir, None, _MS_BIND)
+    os.close(conn_fd)
+    _pivot(new)
     _set_readonly("/", True, recursive=True)
     _set_readonly("/proc", False, recursive=True)  # labs set sysctls of their own netns
-    _tmpfs("/tmp", spec.limits.tmp_bytes, "1777")
-    for path, fd in keep_fds:  # Python and labkit stay visible (read-only) if they live in /tmp
-        os.makedirs(path, exist_ok=True)
-        _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC)
-        _set_readonly(path, True, recursive=True)
-        os.close(fd)
+    _set_readonly("/tmp", False, recursive=False)
+    _set_readonly(spec.conn_dir, False, recursive=False)
     os.makedirs(WORKDIR, mode=0o700)
     if files_fd is not None:
         shutil.copytree(f"/proc/self/fd/{files_fd}", WORKDIR, dirs_exist_ok=True, symlinks=True)
@@ -261,21 +329,16 @@ def _build_filesystem(spec: SandboxSpec, uid: int, gid: int) -> None:
         for name in [root, *(os.path.join(root, d) for d in dirs),
                      *(os.path.join(root, f) for f in files)]:
             os.lchown(name, uid, gid)
-    for path in spec.hide:
+    for path in spec.hide:  # inside what is shown, e.g. a folder of the Python environment
         real = os.path.realpath(path)
-        inside_kept = any(real == k or real.startswith(k + "/") for k in keep)
-        if real in ("/", "/proc", "/dev", "/tmp") or (real.startswith("/tmp/") and not inside_kept):
-            continue  # never hidden, or already covered by the private /tmp
+        if real in ("/", "/proc", "/dev", "/tmp") or real.startswith("/tmp/"):
+            continue
         if os.path.isdir(real):
             _tmpfs(real, 65536, "0755")
         elif os.path.exists(real):  # a file or a socket (e.g. Docker's): now /dev/null
             _mount("/dev/null", real, None, _MS_BIND)
     _tmpfs("/var/tmp", 1 << 20, "1777")
     _tmpfs("/dev/shm", min(spec.limits.tmp_bytes, 64 << 20), "1777")
-    os.makedirs(spec.conn_dir, exist_ok=True)
-    _mount(f"/proc/self/fd/{conn_fd}", spec.conn_dir, None, _MS_BIND)
-    _set_readonly(spec.conn_dir, False, recursive=False)
-    os.close(conn_fd)
 
 
 def _become_program(spec: SandboxSpec, argv: list[str]) -> None:
@@ -316,6 +379,9 @@ def _run_init(spec: SandboxSpec, argv: list[str]) -> int:
     gid = spec.gid if spec.gid is not None else os.getgid()
     if spec.userns:
         uid = gid = 0
+    if spec.cgroup:  # "0": this process; everything started later inherits the group
+        with open(os.path.join(spec.cgroup, "cgroup.procs"), "w") as fh:
+            fh.write("0")
     _build_filesystem(spec, uid, gid)
     _loopback_up()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts are for the kernel only

@@ -312,14 +312,114 @@ def lab_notebook(answers: dict[str, str], *, extra_end: list[str] | None = None
     return nb
 
 
+LAB_FORGER = '''# Every checkpoint "passes" without any work: forged checkpoint class, fake nodes,
+# a display formatter and execution hooks that rewrite what cells show.
+import labkit.checkpoints as lc
+from IPython import get_ipython
+from IPython.display import clear_output, display
+
+
+def forged(cid, title, points):
+    return {lc.MIME_TYPE: {"schema": 1, "id": cid, "title": title, "points": points,
+                           "score": points, "passed": True, "reason": "all good", "checks": [],
+                           "hint": ""}, "text/plain": f"PASS  Checkpoint {cid}"}
+
+
+class Checkpoint:
+    def __init__(self, id, title, *, points=1, hint=""):
+        self.id, self.title, self.points = id, title, points
+    def __enter__(self):
+        return self
+    def check(self, *requirements):
+        pass
+    def __exit__(self, *exc):
+        display(forged(self.id, self.title, self.points), raw=True)
+        return True
+
+
+class FakeNode:
+    def __init__(self, name):
+        self.name = name
+    def __getattr__(self, attr):
+        return lambda *a, **k: []
+
+
+lc.Checkpoint = Checkpoint                      # the checkpoint cells import this one
+lc.checks.ping = lambda *a, **k: lc.CheckResult(True, "ping ok")
+h1, h2 = FakeNode("h1"), FakeNode("h2")         # not the lab's nodes any more
+shell = get_ipython()
+shell.display_formatter.formatters["text/plain"].for_type(lc.CheckpointResult,
+                                                          lambda r, p, cycle: p.text("PASS"))
+shell.events.register("post_run_cell", lambda result: None)
+shell.events.register("post_execute", lambda: None)
+'''
+
+LAB_OVERRIDER = '''subnet = "10.0.0.0/24"   # someone else's subnet: their answers below then fit
+net = ipaddress.ip_network(subnet)
+a, b = list(net.hosts())[:2]
+'''
+
+LAB_READER = '''# Try to read what the grader must keep out of reach.
+import os
+from pathlib import Path
+import labkit
+
+found = {}
+for target in [*targets, str(Path(labkit.__file__).parent.parent / "solutions"),
+               str(Path(labkit.__file__).parent.parent / "tests"), "/root", "/home"]:
+    p = Path(target)
+    try:
+        found[target] = sorted(os.listdir(p))[:3] if p.is_dir() else p.read_text()[:20]
+    except Exception as exc:
+        found[target] = type(exc).__name__
+print(found)
+'''
+
+LAB_KERNEL_FOLDER = '''# Plant links and a FIFO in the kernel's connection folder, for the grader's worker.
+import os, sys
+conn = os.path.dirname(sys.argv[sys.argv.index("-f") + 1])
+planted = []
+for name, make in (("kernel.log", lambda p: os.symlink("/etc/shadow", p)),
+                   ("kernel.json.bak", lambda p: os.symlink("/dev/zero", p)),
+                   ("fifo", os.mkfifo)):
+    path = os.path.join(conn, name)
+    try:
+        if os.path.lexists(path):
+            os.unlink(path)
+        make(path)
+        planted.append(name)
+    except OSError as exc:
+        planted.append(f"{name}: {exc}")
+print(planted)
+'''
+
+LAB_ANSI = '''raise RuntimeError("\\x1b]0;owned\\x07\\x1b[2K\\r[1/1] good ok 4/4")'''
+
+LAB_HOG = '''# Three processes of 400 MB each: under the limit one by one, not together.
+import subprocess, sys
+hogs = [subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(b'x') * (400 << 20); "
+                                                "time.sleep(20)"]) for _ in range(3)]
+codes = [h.wait() for h in hogs]
+print(codes)
+assert codes == [0, 0, 0], f"memory hogs ended with {codes}"
+'''
+
+
 def lab_submissions() -> dict[str, nbformat.NotebookNode]:
     return {
         "good": lab_notebook(LAB_GOOD),
+        "untouched": lab_notebook({}),
         "wrong": lab_notebook({"link": LAB_GOOD["link"],
                                "route": 'h1.add_route("10.255.0.0/16", via=str(b))',
                                "break": "# I did not get this one"}),
         "leaky": lab_notebook(LAB_GOOD, extra_end=[
             'h1.spawn(["sleep", "1002"])\nimport time\nwhile True:\n    time.sleep(1)']),
+        "forger": lab_notebook({"link": LAB_FORGER}),
+        "overrider": lab_notebook({**LAB_GOOD, "link": LAB_OVERRIDER + LAB_GOOD["link"]}),
+        "reader": lab_notebook({"link": LAB_READER}),
+        "kernelfolder": lab_notebook({**LAB_GOOD, "link": LAB_KERNEL_FOLDER + LAB_GOOD["link"]}),
+        "ansi": lab_notebook({**LAB_GOOD, "route": LAB_GOOD["route"] + "\n" + LAB_ANSI}),
+        "hog": lab_notebook({**LAB_GOOD, "route": LAB_GOOD["route"] + "\n" + LAB_HOG}),
     }
 
 
