@@ -44,6 +44,8 @@ class CniError(LabkitError, RuntimeError):
     @property
     def meaning(self) -> str:
         """What the specification says the code means."""
+        if self.code == 0:
+            return "the runtime could not run a plugin"
         if 100 <= self.code < 999:
             return "plugin-specific error"
         return CNI_ERROR_CODES.get(self.code, "unknown code")
