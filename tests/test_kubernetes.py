@@ -11,12 +11,12 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from labkit import Lab, Node
+from labkit.cluster import Cluster, ClusterNode
 from labkit.kubernetes import (Attachment, CniError, Kubernetes, ServiceError, ServicePort,
                                ServiceTable, names)
 from labkit.kubernetes import iptables_rules, nftables_rules
@@ -29,28 +29,13 @@ pytestmark = pytest.mark.skipif(not os.path.isfile("/usr/lib/cni/bridge"),
                                 reason="containernetworking-plugins is not installed")
 
 
-@dataclass
-class Machine:
-    name: str
-    node: Node
-    state_dir: Path
-    ip: str
-    nic: str = "eth1"
-
-
-def build(lab: Lab, workdir: Path, count: int) -> tuple[list[Machine], Node]:
-    """``count`` machines on an underlay switch 192.168.99.0/24, plus a host outside."""
-    switch = lab.add_switch("underlay")
-    machines = []
-    for i in range(1, count + 1):
-        node = lab.add_router(f"node{i}")
-        lab.link(node, switch, names=("eth1", None))
-        node.add_address("eth1", f"192.168.99.{100 + i}/24")
-        machines.append(Machine(f"node{i}", node, workdir / f"node{i}", f"192.168.99.{100 + i}"))
+def build(lab: Lab, workdir: Path, count: int) -> tuple[list[ClusterNode], Node]:
+    """A cluster of ``count`` workers on 192.168.99.0/24 (no store), plus a host outside it."""
+    cluster = Cluster(lab, nodes=[f"node{i}" for i in range(1, count + 1)], store=None)
     outside = lab.add_host("outside")
-    lab.link(outside, switch, names=("eth1", None))
+    lab.link(outside, cluster.switch, names=("eth1", None))
     outside.add_address("eth1", "192.168.99.50/24")
-    return machines, outside
+    return cluster.nodes, outside
 
 
 # -- names and validation (no lab) --------------------------------------------------------
@@ -118,10 +103,9 @@ def test_iptables_rules_pick_endpoints_with_kube_proxys_probabilities() -> None:
 # -- CNI ------------------------------------------------------------------------------------
 
 def _cni_leftovers(kubelet) -> dict[str, object]:
-    data = kubelet.data_dir
     return {
         "leases": kubelet.leases(),
-        "cache": sorted(os.listdir(data / "results")) if (data / "results").is_dir() else [],
+        "cache": kubelet.cni.cached(),
         "veths": [i.ifname for i in kubelet.node.interfaces() if i.ifname.startswith("veth")],
         "chains": re.findall(r"^:(CNI-DN-\w+)", kubelet.node.run("iptables-save -t nat").stdout, re.M),
     }
@@ -132,9 +116,9 @@ def test_cni_add_check_del_round_trip_leaves_nothing(tmp_path: Path) -> None:
         machines, outside = build(lab, tmp_path, 1)
         k8s = Kubernetes(machines)
         kubelet = k8s.kubelet("node1")
-        conf = json.loads(kubelet.conf_path.read_text())
+        conf = kubelet.read_config()
         assert [p["type"] for p in conf["plugins"]] == ["bridge", "portmap"]
-        assert conf["plugins"][0]["ipam"]["dataDir"].startswith(str(tmp_path))
+        assert conf["plugins"][0]["ipam"]["dataDir"] == machines[0].path("/var/lib/cni/networks")
 
         pod = kubelet.run_pod("web-1", namespace="shop")
         assert pod.ip == "10.244.1.2" and pod.result and pod.result.gateway == "10.244.1.1"
@@ -174,7 +158,7 @@ def test_cni_errors_are_the_plugins_own(tmp_path: Path) -> None:
         runtime = kubelet.cni
         lab.add_host("sandbox")
         att = Attachment("c0ffee", "/run/netns/sandbox", "eth0", {"K8S_POD_NAME": "sandbox"})
-        ipam = {"type": "host-local", "subnet": "10.9.0.0/24", "dataDir": str(tmp_path / "ipam")}
+        ipam = {"type": "host-local", "subnet": "10.9.0.0/24", "dataDir": machines[0].path("/ipam")}
 
         with pytest.raises(CniError, match='failed to find plugin "flannel" in path') as err:
             runtime.add({"cniVersion": "1.0.0", "name": "x", "type": "flannel"}, att)
@@ -193,7 +177,7 @@ def test_cni_errors_are_the_plugins_own(tmp_path: Path) -> None:
         with pytest.raises(CniError, match="no valid type"):
             runtime.add({"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "../bin/sh"}]}, att)
         # the refused ADDs left no lease and no interface behind
-        assert not any(p.name[0].isdigit() for p in (tmp_path / "ipam").glob("*/*"))
+        assert machines[0].run(["find", machines[0].path("/ipam"), "-name", "10.*"]).stdout == ""
         assert [i.ifname for i in lab.node("sandbox").interfaces()] == ["lo"]
 
         # ptp, by hand: a veth with a host route per pod instead of a bridge

@@ -29,7 +29,6 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ._errors import CniError
@@ -151,11 +150,10 @@ def parse_config(netconf: "str | Mapping[str, Any]") -> dict[str, Any]:
 class CniRuntime:
     """Runs CNI plugins in one machine of the lab (``node``), as a container runtime does."""
 
-    def __init__(self, node: "Node", *, cache_dir: "str | os.PathLike[str]",
-                 plugin_dir: str = PLUGIN_DIR) -> None:
+    def __init__(self, node: "Node", *, cache_dir: str, plugin_dir: str = PLUGIN_DIR) -> None:
         self.node = node
         self.plugin_dir = plugin_dir
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = cache_dir  # a path as the machine sees it (its files are the lab's)
         self.calls: list[CniCall] = []
 
     # -- one plugin ------------------------------------------------------------------
@@ -263,33 +261,41 @@ class CniRuntime:
                                  self._plugin_config(conflist, plugin, attachment, prev), attachment)
             except CniError as exc:
                 first = first or exc
-        cache = self._cache_path(conflist, attachment)
-        if cache.exists():
-            cache.unlink()
+        self.node.run(["rm", "-f", self._cache_path(conflist, attachment)], check=True)
         if first is not None and not quiet:
             raise first
 
     # -- the result cache (libcni's /var/lib/cni/results) ------------------------------
 
-    def _cache_path(self, conflist: dict[str, Any], attachment: Attachment) -> Path:
-        return self.cache_dir / "results" / (
-            f"{conflist['name']}-{attachment.container_id}-{attachment.ifname}")
+    def _cache_path(self, conflist: dict[str, Any], attachment: Attachment) -> str:
+        return (f"{self.cache_dir}/results/"
+                f"{conflist['name']}-{attachment.container_id}-{attachment.ifname}")
 
     def _cache_write(self, conflist: dict[str, Any], attachment: Attachment,
                      result: dict[str, Any]) -> None:
         path = self._cache_path(conflist, attachment)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({
+        write_file(self.node, path, json.dumps({
             "kind": "cniCacheV1", "containerId": attachment.container_id,
             "ifName": attachment.ifname, "networkName": conflist["name"],
             "cniArgs": [[k, v] for k, v in attachment.args.items()],
             "capabilityArgs": attachment.capability_args, "result": result}))
 
     def _cache_read(self, conflist: dict[str, Any], attachment: Attachment) -> dict[str, Any] | None:
-        path = self._cache_path(conflist, attachment)
-        if not path.exists():
+        out = self.node.run(["cat", self._cache_path(conflist, attachment)])
+        if not out.ok:
             return None
-        return dict(json.loads(path.read_text())["result"])
+        return dict(json.loads(out.stdout)["result"])
+
+    def cached(self) -> list[str]:
+        """The cached results (``ls /var/lib/cni/results``)."""
+        out = self.node.run(["ls", f"{self.cache_dir}/results"])
+        return out.stdout.split() if out.ok else []
+
+
+def write_file(node: "Node", path: str, text: str) -> None:
+    """Write ``path`` as seen from ``node`` (folders made as needed), atomically (mv)."""
+    node.run(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && mv "$1.tmp" "$1"',
+              "sh", path], input=text, check=True)
 
 
 def cni_args(args: Mapping[str, str]) -> str:

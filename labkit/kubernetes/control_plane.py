@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
 import sys
 import time
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import CommandTimeout, InvalidTopology, NotFound
 from ..process import Process
+from .cni import write_file
 from .kubelet import Kubelet, Machine, Pod
 from .services import CLUSTER_CIDR, SERVICE_CIDR, Endpoint, Service, ServicePort, ServiceTable
 from .proxy import MODES
@@ -85,21 +84,16 @@ class Kubernetes:
             raise NotFound(f"pod {name!r} does not exist", obj=name, op="find pod",
                            remedy=f"pods: {', '.join(self.pods) or 'none'}") from None
 
-    def route_pod_cidrs(self) -> list[tuple[str, str, str]]:
+    def route_pod_cidrs(self) -> dict[str, str]:
         """Routes between the machines for each other's pod CIDR (no overlay, no NAT).
 
-        ``ip route add 10.244.2.0/24 via <node2's address>`` on every other machine: the
-        address is the machine's ``.ip`` (its underlay address). Returns what was added.
+        ``ip route replace 10.244.2.0/24 via <node2's underlay address>`` on every other
+        machine of the cluster (``Cluster.static_routes``). Returns ``{node: pod CIDR}``.
         """
-        added = []
-        for name, kubelet in self.kubelets.items():
-            for other_name, other in self.kubelets.items():
-                if other_name == name:
-                    continue
-                via = str(getattr(other.machine, "ip"))
-                kubelet.node.add_route(str(other.pod_cidr), via=via)
-                added.append((name, str(other.pod_cidr), via))
-        return added
+        subnets = {name: str(k.pod_cidr) for name, k in self.kubelets.items()}
+        cluster = getattr(next(iter(self.kubelets.values())).machine, "cluster")
+        cluster.static_routes(subnets)
+        return subnets
 
     def run_pod(self, name: str, *, node: str, labels: dict[str, str] | None = None,
                 namespace: str = "default", echo_port: int | None = 8080,
@@ -162,17 +156,13 @@ class Kubernetes:
 
     # -- kube-proxy ------------------------------------------------------------------
 
-    def _state_file(self, kubelet: Kubelet) -> Path:
-        return Path(kubelet.machine.state_dir) / "var" / "lib" / "kube-proxy" / "services.json"
+    def _state_file(self, kubelet: Kubelet) -> str:
+        return kubelet.machine.path("/var/lib/kube-proxy/services.json")
 
     def _publish(self) -> None:
         snapshot = json.dumps(self.services.snapshot(), indent=1)
         for kubelet in self.kubelets.values():
-            path = self._state_file(kubelet)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(snapshot)
-            os.replace(tmp, path)
+            write_file(kubelet.node, self._state_file(kubelet), snapshot)
 
     def start_proxy(self, mode: str = "iptables", *, sync_period: float = 30.0,
                     timeout: float = 60.0) -> None:

@@ -9,9 +9,9 @@ through :class:`~labkit.kubernetes.cni.CniRuntime`: loopback first (containerd's
 ``cni-loopback``), then the pod network (bridge + host-local + portmap, or ptp).
 host-local keeps its leases in ``<state_dir>/var/lib/cni/networks``.
 
-A *machine* is anything with ``.name``, ``.node`` (a :class:`labkit.Node`) and
-``.state_dir`` (a folder for the files the real system keeps under /etc and /var):
-a :class:`labkit.cluster.ClusterNode` is one.
+A *machine* is a :class:`labkit.cluster.ClusterNode`: its ``/etc`` and ``/var/lib`` are
+folders in the lab (``machine.path("/etc/cni/net.d")``), read through the machine
+(``cat``), and gone with the lab.
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ import re
 import secrets
 import sys
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from ..errors import DuplicateName, InvalidTopology, NamespacesUnavailable, NotFound
 from ..process import Process
 from ..results import CommandResult
-from .cni import Attachment, CniResult, CniRuntime
+from .cni import Attachment, CniResult, CniRuntime, write_file
 
 if TYPE_CHECKING:
     from ..node import Node
@@ -40,9 +39,13 @@ _POD_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 
 
 class Machine(Protocol):
+    """What the kubelet needs of a machine (a ClusterNode has it)."""
+
     name: str
     node: "Node"
-    state_dir: Path
+    ip: str
+
+    def path(self, path: str) -> str: ...
 
 
 def pod_network_config(kind: str, pod_cidr: str, data_dir: str, *, mtu: int | None = None,
@@ -154,15 +157,11 @@ class Kubelet:
                 "pods need named network namespaces and a private /proc for the CNI plugins, "
                 "and this host refuses mounts inside the lab", obj=self.name, op="configure kubelet",
                 remedy="run on a host that allows mounts in a user namespace (labkit doctor)")
-        state = Path(machine.state_dir)
-        self.conf_dir = state / "etc" / "cni" / "net.d"
-        self.data_dir = state / "var" / "lib" / "cni"
-        self.conf_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.netconf = pod_network_config(cni, str(self.pod_cidr),
-                                          str(self.data_dir / "networks"), mtu=mtu)
-        self.conf_path = self.conf_dir / "10-labkit.conflist"
-        self.conf_path.write_text(json.dumps(self.netconf, indent=2) + "\n")
+        self.data_dir = machine.path("/var/lib/cni")          # libcni's cache, host-local's leases
+        self.netconf = pod_network_config(cni, str(self.pod_cidr), f"{self.data_dir}/networks",
+                                          mtu=mtu)
+        self.conf_path = machine.path("/etc/cni/net.d/10-labkit.conflist")
+        write_file(self.node, self.conf_path, json.dumps(self.netconf, indent=2) + "\n")
         self.cni = CniRuntime(self.node, cache_dir=self.data_dir)
         self.pods: dict[str, Pod] = {}
         self.node.set_forwarding(True)
@@ -240,13 +239,18 @@ class Kubelet:
 
     def leases(self) -> dict[str, str]:
         """host-local's leases: ``{ip: container id}`` (``ls /var/lib/cni/networks/NET``)."""
-        folder = self.data_dir / "networks" / NETWORK_NAME
+        folder = f"{self.data_dir}/networks/{NETWORK_NAME}"
+        script = 'cd "$1" 2>/dev/null || exit 0; for f in *; do [ -f "$f" ] && printf "%s %s\\n" "$f" "$(head -n1 "$f")"; done; true'
         out: dict[str, str] = {}
-        if folder.is_dir():
-            for entry in sorted(folder.iterdir()):
-                try:
-                    ipaddress.ip_address(entry.name)
-                except ValueError:
-                    continue
-                out[entry.name] = entry.read_text().splitlines()[0] if entry.read_text() else ""
+        for line in self.node.run(["sh", "-c", script, "sh", folder], check=True).stdout.splitlines():
+            name, _, owner = line.partition(" ")
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                continue
+            out[name] = owner
         return out
+
+    def read_config(self) -> dict[str, Any]:
+        """``cat /etc/cni/net.d/10-labkit.conflist`` on this machine."""
+        return dict(json.loads(self.node.run(["cat", self.conf_path], check=True).stdout))
