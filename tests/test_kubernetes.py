@@ -187,9 +187,12 @@ def test_cni_errors_are_the_plugins_own(tmp_path: Path) -> None:
         att.args = {"IgnoreUnknown": "1", "K8S_POD_NAME": "sandbox"}
         result = runtime.add(ptp, att)
         assert result.ip == "10.9.0.2"
+        leases = ["find", machines[0].path("/ipam"), "-name", "10.*"]
+        assert machines[0].run(leases).stdout.strip().endswith("/ptp-net/10.9.0.2")
         assert any(r.dst.split("/")[0] == "10.9.0.2" for r in kubelet.node.routes("inet"))
         runtime.delete(ptp, att)
         assert not any(r.dst.split("/")[0] == "10.9.0.2" for r in kubelet.node.routes("inet"))
+        assert machines[0].run(leases).stdout == ""
         assert runtime.version("ptp")["supportedVersions"][-1] == "1.0.0"
 
 
