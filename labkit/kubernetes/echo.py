@@ -60,8 +60,10 @@ def hit(host: str, port: int, count: int, udp: bool, timeout: float) -> int:
     replies: dict[str, int] = {}
     sources: dict[str, int] = {}
     errors: dict[str, int] = {}
+    times: list[float] = []
     start = time.monotonic()
     for _ in range(count):
+        began = time.perf_counter()
         kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
         with socket.socket(socket.AF_INET, kind) as sock:
             sock.settimeout(timeout)
@@ -77,12 +79,14 @@ def hit(host: str, port: int, count: int, udp: bool, timeout: float) -> int:
                     key = errno.errorcode.get(exc.errno or 0, str(exc))
                 errors[key] = errors.get(key, 0) + 1
                 continue
+        times.append(time.perf_counter() - began)
         pod, _, source = line.partition(" ")
         replies[pod] = replies.get(pod, 0) + 1
         src_ip = source.rsplit(":", 1)[0]
         sources[src_ip] = sources.get(src_ip, 0) + 1
     print(json.dumps({"target": f"{host}:{port}", "count": count, "replies": replies,
                       "sources": sources, "errors": errors,
+                      "median_us": round(sorted(times)[len(times) // 2] * 1e6, 1) if times else None,
                       "seconds": round(time.monotonic() - start, 4)}))
     return 0
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from . import names
+from . import _batches, names
 from .services import Service, ServicePort
 
 MASQ_MARK = "0x4000"
@@ -47,7 +47,14 @@ def _q(text: str) -> str:
 
 def render(services: Iterable[Service], *, cluster_cidr: str,
            existing_nat_chains: Iterable[str] = ()) -> str:
-    """The ``iptables-restore`` text of one full sync."""
+    """The ``iptables-restore`` input of one full sync (as one text; see :func:`transactions`)."""
+    return "".join(transactions(services, cluster_cidr=cluster_cidr,
+                                existing_nat_chains=existing_nat_chains))
+
+
+def transactions(services: Iterable[Service], *, cluster_cidr: str,
+                 existing_nat_chains: Iterable[str] = ()) -> list[str]:
+    """One full sync as ``iptables-restore --noflush`` inputs, each run by its own process."""
     filt: list[str] = [
         "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
         f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT',
@@ -73,13 +80,18 @@ def render(services: Iterable[Service], *, cluster_cidr: str,
     out = ["*filter"]
     out += [f":{c} - [0:0]" for c in FILTER_CHAINS]
     out += filt
-    out += ["COMMIT", "*nat"]
-    out += [f":{c} - [0:0]" for c in nat_chains]
-    out += [f":{c} - [0:0]" for c in stale]  # flushed first, then deleted
-    out += svc_rules + nat
-    out += [f"-X {c}" for c in stale]
-    out += ["COMMIT", ""]
-    return "\n".join(out)
+    out.append("COMMIT")
+    texts = []
+    # The nat table in as many transactions as a lab's netlink socket needs (_batches):
+    # chains declared (created or flushed) first, filled next, and KUBE-SERVICES, filled
+    # last, makes the new rules reachable.
+    declared = [f":{c} - [0:0]" for c in nat_chains + stale]
+    for part in _batches.split(declared + nat + svc_rules + [f"-X {c}" for c in stale],
+                               _batches.IPTABLES_BUDGET):
+        out += ["*nat", *part, "COMMIT"]
+        texts.append("\n".join(out) + "\n")
+        out = []
+    return texts
 
 
 def _service_port(svc: Service, port: ServicePort, cluster_cidr: str, filt: list[str],

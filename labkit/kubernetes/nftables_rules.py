@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from . import names
+from . import _batches, names
 from .services import Service, ServicePort
 
 TABLE = "kube-proxy"
@@ -53,7 +53,19 @@ JUMP_CHAINS: tuple[tuple[str, str, str], ...] = (
 
 def render(services: Iterable[Service], *, cluster_cidr: str, service_cidr: str,
            replace: bool = True) -> str:
-    """The ``nft -f`` text of one full sync."""
+    """The ``nft -f`` text of one full sync (as one text; see :func:`transactions`)."""
+    return "".join(transactions(services, cluster_cidr=cluster_cidr, service_cidr=service_cidr,
+                                replace=replace))
+
+
+def transactions(services: Iterable[Service], *, cluster_cidr: str, service_cidr: str,
+                 replace: bool = True) -> list[str]:
+    """One full sync as several ``nft`` transactions, applied in order.
+
+    kube-proxy sends one transaction; a lab's netlink socket takes less (see ``_batches``),
+    so a big ruleset goes in several: the table and its maps first, then chains, rules,
+    and last the map elements that make them reachable.
+    """
     t = f"ip {TABLE}"
     out: list[str] = []
     if replace:  # "add" first so that "delete" cannot fail on the first sync
@@ -99,9 +111,8 @@ def render(services: Iterable[Service], *, cluster_cidr: str, service_cidr: str,
         elements.append(f"add element {t} cluster-ips {{ {svc.cluster_ip} }}")
         for port in svc.ports:
             _service_port(t, svc, port, cluster_cidr, chains, rules, elements)
-    out += chains + rules + elements
-    out.append("")
-    return "\n".join(out)
+    groups = _batches.split(out + chains + rules + elements, _batches.NFT_BUDGET)
+    return ["\n".join(group) + "\n" for group in groups]
 
 
 def _service_port(t: str, svc: Service, port: ServicePort, cluster_cidr: str, chains: list[str],

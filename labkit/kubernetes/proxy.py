@@ -72,16 +72,22 @@ class Proxier:
         run(["iptables-restore", "--noflush"], iptables_rules.cleanup())
 
     def sync(self, services: list[Service]) -> None:
+        """One full sync: every rule rewritten from ``services`` (see ``_batches`` for why
+        a big sync is several transactions, sent by one ``iptables-restore`` / ``nft``)."""
         if self.mode == "iptables":
-            text = iptables_rules.render(services, cluster_cidr=self.cluster_cidr,
-                                         existing_nat_chains=_nat_chains())
-            result = run(["iptables-restore", "--noflush"], text)
+            texts = iptables_rules.transactions(services, cluster_cidr=self.cluster_cidr,
+                                                existing_nat_chains=_nat_chains())
+            result = run(["iptables-restore", "--noflush"], "".join(texts))
+            failed = result.returncode != 0
         else:
-            text = nftables_rules.render(services, cluster_cidr=self.cluster_cidr,
-                                         service_cidr=self.service_cidr)
-            result = run(["nft", "-f", "-"], text)
-        if result.returncode != 0:
-            raise RuntimeError(result.stderr.strip() or f"exit status {result.returncode}")
+            texts = nftables_rules.transactions(services, cluster_cidr=self.cluster_cidr,
+                                                service_cidr=self.service_cidr)
+            # `nft -i` runs each input line as one transaction, in one process.
+            script = "".join("; ".join(t.strip().splitlines()) + "\n" for t in texts)
+            result = run(["nft", "-i"], script)
+            failed = result.returncode != 0 or "Error:" in result.stderr
+        if failed:
+            raise RuntimeError(result.stderr.strip()[-2000:] or f"exit status {result.returncode}")
 
     def cleanup(self) -> None:
         self.cleanup_iptables()

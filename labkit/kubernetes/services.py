@@ -110,6 +110,7 @@ class ServiceTable:
         self.cluster_cidr = ipaddress.ip_network(cluster_cidr)
         self.services: dict[str, Service] = {}
         self.generation = 0
+        self._cursor = 0
 
     # -- API server ------------------------------------------------------------------
 
@@ -194,9 +195,13 @@ class ServiceTable:
                 raise _invalid("spec.clusterIP", wanted, "provided IP is already allocated",
                                "choose another address, or let one be allocated", key)
             return str(ip)
-        for ip in self.service_cidr.hosts():
-            if str(ip) not in taken:
-                return str(ip)
+        start = int(self.service_cidr.network_address) + 1
+        size = self.service_cidr.num_addresses - 2
+        for step in range(size):  # in order, from just after the last one handed out
+            ip = str(ipaddress.ip_address(start + (self._cursor + step) % size))
+            if ip not in taken:
+                self._cursor = (self._cursor + step + 1) % size
+                return ip
         raise ServiceError("the service CIDR is full", obj=key, op="create service",
                            remedy="delete a Service first")
 
