@@ -226,8 +226,12 @@ def test_services_in_both_proxy_modes(tmp_path: Path, mode: str) -> None:
         web = k8s.create_service("web", selector={"app": "web"}, type="NodePort",
                                  ports=[ServicePort(80, 8080, name="http"),
                                         ServicePort(53, 8080, "UDP", name="dns")])
+        if mode == "nftables":  # switching modes removes the other mode's rules
+            k8s.start_proxy("iptables", sync_period=1.0)
         k8s.start_proxy(mode, sync_period=1.0)
         node1 = machines[0].node
+        if mode == "nftables":
+            assert "KUBE-" not in node1.run("iptables-save").stdout
         rules = node1.run("iptables-save" if mode == "iptables" else "nft list table ip kube-proxy").stdout
         if mode == "iptables":
             assert names.svc_chain("default/web:http", "tcp") in rules

@@ -136,9 +136,14 @@ def _service_port(svc: Service, port: ServicePort, cluster_cidr: str, filt: list
                    f"-j DNAT --to-destination {endpoint}")
 
 
-def cleanup() -> str:
-    """``kube-proxy --cleanup``: empty and delete every kube chain (jumps removed separately)."""
-    out = ["*filter"] + [f":{c} - [0:0]" for c in FILTER_CHAINS] + [f"-X {c}" for c in FILTER_CHAINS]
-    out += ["COMMIT", "*nat"] + [f":{c} - [0:0]" for c in NAT_CHAINS] + [f"-X {c}" for c in NAT_CHAINS]
-    out += ["COMMIT", ""]
-    return "\n".join(out)
+def cleanup(existing: dict[str, Iterable[str]]) -> str:
+    """``kube-proxy --cleanup``: flush, then delete, every KUBE-* chain of each table
+    (``existing``: chain names per table, from ``iptables-save``); the jumps to them from
+    the built-in chains must be gone first."""
+    out = []
+    for table, chains in existing.items():
+        kube = [c for c in chains if c.startswith("KUBE-")]
+        if kube:
+            out += [f"*{table}"] + [f":{c} - [0:0]" for c in kube] + [f"-X {c}" for c in kube]
+            out.append("COMMIT")
+    return "\n".join(out) + "\n" if out else ""

@@ -64,19 +64,16 @@ class Proxier:
     def cleanup_iptables(self) -> None:
         for table, chain, spec in iptables_rules.JUMPS:
             run(["iptables", "-w", "-t", table, "-D", chain, *_split(spec)])
-        existing = _nat_chains()
-        stale = [c for c in existing if c.startswith(("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-"))]
-        text = "*nat\n" + "".join(f":{c} - [0:0]\n" for c in stale) + \
-            "".join(f"-X {c}\n" for c in stale) + "COMMIT\n"
-        run(["iptables-restore", "--noflush"], text)
-        run(["iptables-restore", "--noflush"], iptables_rules.cleanup())
+        text = iptables_rules.cleanup({t: _chains(t) for t in ("nat", "filter")})
+        if text:
+            run(["iptables-restore", "--noflush"], text)
 
     def sync(self, services: list[Service]) -> None:
         """One full sync: every rule rewritten from ``services`` (see ``_batches`` for why
         a big sync is several transactions, sent by one ``iptables-restore`` / ``nft``)."""
         if self.mode == "iptables":
             texts = iptables_rules.transactions(services, cluster_cidr=self.cluster_cidr,
-                                                existing_nat_chains=_nat_chains())
+                                                existing_nat_chains=_chains("nat"))
             result = run(["iptables-restore", "--noflush"], "".join(texts))
             failed = result.returncode != 0
         else:
@@ -99,8 +96,8 @@ def _split(spec: str) -> list[str]:
     return shlex.split(spec)
 
 
-def _nat_chains() -> list[str]:
-    out = run(["iptables-save", "-t", "nat"]).stdout
+def _chains(table: str) -> list[str]:
+    out = run(["iptables-save", "-t", table]).stdout
     return re.findall(r"^:(KUBE-[A-Z0-9-]+) ", out, re.M)
 
 

@@ -25,6 +25,8 @@ def fill(k8s: Kubernetes, count: int, *, endpoints_each: int = 3, last: Sequence
     for key in list(k8s.services.services):
         ns, name = key.split("/")
         k8s.services.delete(name, ns)
+    if count == 0:
+        return ""
     k8s.services._cursor = 0
     fake = ipaddress.ip_network("10.244.200.0/22")
     base = int(fake.network_address) + 1
@@ -58,6 +60,7 @@ def measure(k8s: Kubernetes, client: Any, servers: Sequence[Any], sizes: Sequenc
     node = client.kubelet.name
     rows: list[dict[str, Any]] = []
     for mode in modes:
+        fill(k8s, 0)  # each mode starts from an empty rule set
         k8s.start_proxy(mode, sync_period=3600, timeout=timeout)
         for n in sizes:
             cip = fill(k8s, n, last=[s.ip for s in servers])
