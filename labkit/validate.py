@@ -154,6 +154,12 @@ def integer(value: object, low: int, high: int, *, what: str, op: str, remedy: s
     return value
 
 
+def pid(value: object, op: str = "adopt namespace") -> int:
+    """A process ID, such as a Docker container's (``docker inspect -f '{{.State.Pid}}'``)."""
+    return integer(value, 1, 2 ** 22, what="process id", op=op,
+                   remedy="pass the PID of a running process (docker inspect -f '{{.State.Pid}}')")
+
+
 def seconds(value: object, *, what: str, op: str, allow_none: bool = True) -> float | None:
     """Check a duration in seconds: a positive, finite number (or None for "no limit")."""
     if value is None and allow_none:

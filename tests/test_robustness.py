@@ -212,7 +212,7 @@ def test_status_request_and_process_exit_in_one_wakeup(lab: Lab) -> None:
 WORKER = textwrap.dedent("""
     import sys
     from labkit import Lab
-    from helpers import lab_state
+    from labkit.capture import Capture
     n, folder = int(sys.argv[1]), sys.argv[2]
     for k in range(3):
         with Lab("same", workdir=folder) as lab:   # every worker's labs share one name and folder
