@@ -160,6 +160,10 @@ class SupervisorClient:
     def supervisor_pid(self) -> int:
         """The supervisor's PID as this machine sees it (``unshare`` forks it as its child)."""
         if self._supervisor_pid is None:
+            said = self.info.get("host_pid")
+            if isinstance(said, int) and said > 0:
+                self._supervisor_pid = said
+                return said
             pid = self.process.pid
             try:
                 with open(f"/proc/{pid}/task/{pid}/children") as fh:

@@ -162,7 +162,8 @@ class Supervisor:
 
     def _hello(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "named": self.named, "sysctl": self.sysctl_via,
-                "scratch": self.scratch, "notes": self.notes, "uid": os.getuid()}
+                "scratch": self.scratch, "notes": self.notes, "uid": os.getuid(),
+                "host_pid": _host_pid()}
 
     def _on_signal(self, fd: int) -> None:
         try:
@@ -324,8 +325,7 @@ class Supervisor:
     def op_adopt(self, rid: int, node: str, pid: int) -> dict[str, Any]:
         """Work in the network namespace of an existing process (e.g. a Docker container)."""
         validate.node_name(node)
-        validate.integer(pid, 1, 2 ** 22, what="process id", op="adopt namespace",
-                         remedy="pass the PID of a running process (docker inspect -f '{{.State.Pid}}')")
+        validate.pid(pid)
         if node in self.nodes:
             raise errors.DuplicateName(f"node {node!r} already exists in this lab", obj=node,
                                        op="adopt namespace", remedy="choose another name")
@@ -860,6 +860,14 @@ def _kernel_error(exc: OSError, op: str, args: dict[str, Any]) -> errors.KernelE
                               f"the request set {fields}" if fields else None) if part]
     return errors.kernel_error(exc.errno or 0, obj=obj, op=op.replace("_", " "),
                                detail="; ".join(said) or None)
+
+
+def _host_pid() -> int | None:
+    """Our PID as the machine sees it: /proc is still the host's, so /proc/self says so."""
+    try:
+        return int(os.readlink("/proc/self"))
+    except (OSError, ValueError):
+        return None
 
 
 def _sysctl_path(key: str) -> str:

@@ -133,6 +133,10 @@ _KERNEL_REMEDIES: dict[int, str] = {
     _errno.ENFILE: "the machine has too many open files: close labs you no longer need, or ask "
                    "the administrator to raise fs.file-max",
     _errno.ENOMEM: "the kernel is out of memory for this: close labs you no longer need",
+    _errno.ENOBUFS: "a kernel table is full; the neighbour (ARP) table is shared by every "
+                    "namespace of the machine (net.ipv4.neigh.default.gc_thresh3, 1024 by "
+                    "default): close labs you no longer need, or ask the administrator to "
+                    "raise it",
     _errno.ENOSPC: "a kernel table is full (or the disk): close labs or captures you no longer need",
 }
 

@@ -179,9 +179,7 @@ class Lab:
         The namespace is not the lab's: closing the lab leaves it as it is.
         """
         validate.new_node(name, kind, self.nodes, self.name)
-        self._call("adopt", node=name, pid=validate.integer(
-            pid, 1, 2 ** 22, what="process id", op="adopt namespace",
-            remedy="pass the PID of a running process (docker inspect -f '{{.State.Pid}}')"))
+        self._call("adopt", node=name, pid=validate.pid(pid))
         node = Node(self, name, kind)
         node._ifnames |= {i.ifname for i in node.interfaces()}
         self.nodes[name] = node

@@ -314,14 +314,8 @@ class Node:
         argv = self._argv(cmd)
         validate.seconds(timeout, what="timeout", op="run command")
         validate.flag(check, what="check", op="run command")
-        stdin: dict[str, str | None] = {"stdin": None}
-        if isinstance(input, (bytes, bytearray, memoryview)):
-            stdin = {"stdin_b64": base64.b64encode(bytes(input)).decode()}
-        elif input is not None:
-            stdin = {"stdin": validate.text(input, what="input", op="run command")
-                     if isinstance(input, str) else _not_input(input)}
         status = self._call("run", argv=argv, timeout=timeout,
-                            env=validate.environment(env), **stdin)
+                            env=validate.environment(env), **_stdin(input))
         if status.get("timed_out"):
             from .errors import CommandTimeout
             raise CommandTimeout(f"`{' '.join(argv)}` on node {self.name!r} ran longer than "
@@ -344,7 +338,7 @@ class Node:
         target = str(validate.address(dst))
         validate.integer(count, 1, 1_000_000, what="ping count", op="ping",
                          remedy="send at least 1 echo request (count=3 is the default)")
-        validate.seconds(interval, what="interval", op="ping", allow_none=False)
+        validate.seconds(interval, what="interval", op="ping", allow_none=False, allow_zero=True)
         validate.seconds(wait, what="wait", op="ping", allow_none=False)
         if size is not None:
             validate.integer(size, 0, 65507, what="ping size", op="ping",
@@ -406,12 +400,19 @@ class Node:
         return self.run([tool, *args], check=True)
 
 
+def _stdin(data: object) -> dict[str, str | None]:
+    """A command's input as the supervisor takes it: text as is, bytes as base64."""
+    if data is None:
+        return {"stdin": None}
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return {"stdin_b64": base64.b64encode(bytes(data)).decode()}
+    if isinstance(data, str):
+        return {"stdin": validate.text(data, what="input", op="run command")}
+    raise InvalidTopology(f"input of type {type(data).__name__} cannot be fed to a command",
+                          obj=repr(data)[:80], op="run command",
+                          remedy="pass text (str) or bytes")
+
+
 def _looks_like_address(text: str) -> bool:
     """An IP address rather than an interface name (``ping -I`` takes either)."""
     return isinstance(text, str) and (":" in text or text.replace(".", "").isdigit())
-
-
-def _not_input(value: object) -> str:
-    raise InvalidTopology(f"input of type {type(value).__name__} cannot be fed to a command",
-                          obj=repr(value)[:80], op="run command",
-                          remedy="pass text (str) or bytes")

@@ -154,15 +154,23 @@ def integer(value: object, low: int, high: int, *, what: str, op: str, remedy: s
     return value
 
 
-def seconds(value: object, *, what: str, op: str, allow_none: bool = True) -> float | None:
+def pid(value: object, op: str = "adopt namespace") -> int:
+    """A process ID, such as a Docker container's (``docker inspect -f '{{.State.Pid}}'``)."""
+    return integer(value, 1, 2 ** 22, what="process id", op=op,
+                   remedy="pass the PID of a running process (docker inspect -f '{{.State.Pid}}')")
+
+
+def seconds(value: object, *, what: str, op: str, allow_none: bool = True,
+            allow_zero: bool = False) -> float | None:
     """Check a duration in seconds: a positive, finite number (or None for "no limit")."""
     if value is None and allow_none:
         return None
     if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-            or value <= 0):
-        raise InvalidTopology(f"{what} {value!r} is not a positive number of seconds",
+            or value < 0 or (value == 0 and not allow_zero)):
+        least = "0 or more" if allow_zero else "greater than 0"
+        raise InvalidTopology(f"{what} {value!r} is not a valid number of seconds",
                               obj=repr(value), op=op,
-                              remedy=f"pass a number of seconds greater than 0"
+                              remedy=f"pass a number of seconds {least}"
                                      f"{' (or None for no limit)' if allow_none else ''}")
     return float(value)
 

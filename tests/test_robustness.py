@@ -212,7 +212,7 @@ def test_status_request_and_process_exit_in_one_wakeup(lab: Lab) -> None:
 WORKER = textwrap.dedent("""
     import sys
     from labkit import Lab
-    from helpers import lab_state
+    from labkit.capture import Capture
     n, folder = int(sys.argv[1]), sys.argv[2]
     for k in range(3):
         with Lab("same", workdir=folder) as lab:   # every worker's labs share one name and folder
@@ -237,11 +237,12 @@ WORKER = textwrap.dedent("""
 
 def test_eight_processes_building_labs_at_once(tmp_path: Path) -> None:
     """A class on one machine: 8 processes x 3 labs, one name, one folder; all live."""
-    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("labkit-*"))
-    folder = tmp_path / "shared"
+    folder, scratch = tmp_path / "shared", tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**CHILD_ENV, "TMPDIR": str(scratch)}  # where the labs' temporary files would go
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(n), str(folder)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=CHILD_ENV)
+                                env=env)
                for n in range(8)]
     outputs = [w.communicate(timeout=600) for w in workers]
     for n, (w, (out, err)) in enumerate(zip(workers, outputs)):
@@ -251,7 +252,7 @@ def test_eight_processes_building_labs_at_once(tmp_path: Path) -> None:
     assert len(paths) == len(set(paths)) == 24  # each capture wrote a file of its own
     assert sorted(p.name for p in (folder / "captures").glob("*.pcap")) == \
         sorted(f"a-eth0-{i}.pcap" for i in range(1, 25))
-    assert set(Path(os.environ.get("TMPDIR", "/tmp")).glob("labkit-*")) <= before
+    assert list(scratch.iterdir()) == []
 
 
 # -- item 12: a capture's file is its own ----------------------------------------------------
