@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -258,15 +257,20 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the student account needs root")
-def test_cluster_suite_as_an_unprivileged_user() -> None:
+def passes_as_student(test_file: str) -> None:
+    """Run ``test_file`` (except its own unprivileged test) as the unprivileged student."""
     from test_doctor_and_unprivileged import as_student
 
     out = as_student([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                      "tests/test_cluster.py", "-k", "not unprivileged"], timeout=600)
+                      test_file, "-k", "not unprivileged"], timeout=600)
     tail = (out.stdout + out.stderr)[-3000:]
     assert out.returncode == 0, tail
     assert " passed" in out.stdout and "failed" not in out.stdout, tail
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the student account needs root")
+def test_cluster_suite_as_an_unprivileged_user() -> None:
+    passes_as_student("tests/test_cluster.py")
 
 
 def test_doctor_reports_etcd_and_the_orchestrator_tools() -> None:
