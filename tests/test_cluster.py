@@ -55,6 +55,15 @@ def test_sized_cluster_other_underlay_and_mtu(lab: Lab) -> None:
         cluster.start_etcd()
 
 
+def test_ping_all_again_and_again(lab: Lab) -> None:
+    # dozens of processes ending in the same instant while their status is asked for: the
+    # supervisor once read a stream it had just drained and closed, and died
+    cluster = Cluster.sized(lab, 8, store=None)
+    for _ in range(6):
+        reach = cluster.ping_all(count=1, wait=1)
+        assert len(reach) == 56 and all(reach.values())
+
+
 def test_bad_cluster_requests_build_nothing(lab: Lab) -> None:
     with pytest.raises(DuplicateName):
         Cluster(lab, nodes=["node1", "node1"])
