@@ -8,6 +8,7 @@ host changed and nothing was left behind.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -504,15 +505,33 @@ def _host_state() -> dict[str, object]:
     }
 
 
-def _leftovers(before_dirs: set[str]) -> list[str]:
+@contextlib.contextmanager
+def _own_tempdir(base: Path):
+    """Make the grader (and its workers) put their temporary folders under ``base``, so
+    that what is left behind can be told apart from other graders on the machine."""
+    import tempfile
+
+    base.mkdir()
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = str(base), str(base)
+    try:
+        yield base
+    finally:
+        tempfile.tempdir = saved[0]
+        if saved[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[1]
+
+
+def _leftovers(base: Path) -> list[str]:
     found = [f"process {line}" for line in subprocess.run(
         ["ps", "-eo", "uid=,pid=,args="], capture_output=True, text=True).stdout.splitlines()
-        if line.split() and int(line.split()[0]) >= SANDBOX_UIDS]
+        if line.split() and int(line.split()[0]) >= SANDBOX_UIDS and str(base) in line]
     found += [f"process {p}" for pat in ("sleep 100[0-2]",) for p in _pgrep(pat)]
     found += [f"mount {line}" for line in Path("/proc/self/mountinfo").read_text().splitlines()
-              if "labkit-grade-" in line]
-    found += [f"folder {d}" for d in {str(p) for p in Path("/tmp").glob("labkit-grade-*")}
-              - before_dirs]
+              if str(base) in line]
+    found += [f"left in the temporary folder: {p.name}" for p in base.iterdir()]
     return found
 
 
@@ -560,13 +579,13 @@ def basic_run(tmp_path_factory):
         return values
 
     before = _host_state()
-    before_dirs = {str(p) for p in Path("/tmp").glob("labkit-grade-*")}
     started = time.monotonic()
-    book = grade(BASIC / "exercise.ipynb", [subs], out, hidden=BASIC / "hidden.py",
-                 parameters=parameters, workers=2, progress=False,
-                 limits=Limits(time_s=15, output_bytes=256 << 10, memory_bytes=1 << 30))
+    with _own_tempdir(tmp / "temp") as temp:
+        book = grade(BASIC / "exercise.ipynb", [subs], out, hidden=BASIC / "hidden.py",
+                     parameters=parameters, workers=2, progress=False,
+                     limits=Limits(time_s=15, output_bytes=256 << 10, memory_bytes=1 << 30))
     yield {"book": book, "out": out, "subs": subs, "canary": canary, "before": before,
-           "after": _host_state(), "leftovers": _leftovers(before_dirs),
+           "after": _host_state(), "leftovers": _leftovers(temp),
            "seconds": time.monotonic() - started}
     shutil.rmtree(canary, ignore_errors=True)
 
@@ -680,6 +699,7 @@ LAB_EXPECTED = {
     "wrong": ("ok", [2, 0, 0], ""),
     "leaky": ("timeout", [2, 1, 1], "time limit of 25 s reached"),
     "forger": ("ok", [0, 0, 0], ""),                      # item 1: forged, scored by real state
+    "vanisher": ("ok", [0, 0, 0], ""),                    # forged, and its lab killed
     "overrider": ("ok", [0, 0, 1], ""),                   # item 2: the instructor's subnet
     "reader": ("ok", [0, 0, 0], ""),                      # item 3: sees no solution
     "kernelfolder": ("ok", [2, 1, 1], ""),                # item 4: links planted for the worker
@@ -718,14 +738,14 @@ def lab_batch(tmp_path_factory):
     targets = [str(repo / "solutions"), str(subs), str(out), str(LAB / "exercise.ipynb"),
                str(canary)]
     before = _host_state()
-    before_dirs = {str(p) for p in Path("/tmp").glob("labkit-grade-*")}
     started = time.monotonic()
-    book = grade(LAB / "exercise.ipynb", [subs], out, workers=3, progress=False,
-                 parameters=lambda s: {"subnet": LAB_SUBNETS.get(s, "192.168.50.0/24"),
-                                       "targets": targets},
-                 limits=Limits(time_s=25, memory_bytes=1 << 30))
+    with _own_tempdir(tmp / "temp") as temp:
+        book = grade(LAB / "exercise.ipynb", [subs], out, workers=3, progress=False,
+                     parameters=lambda s: {"subnet": LAB_SUBNETS.get(s, "192.168.50.0/24"),
+                                           "targets": targets},
+                     limits=Limits(time_s=25, memory_bytes=1 << 30))
     yield {"book": book, "out": out, "subs": subs, "canary": canary, "before": before,
-           "after": _host_state(), "leftovers": _leftovers(before_dirs),
+           "after": _host_state(), "leftovers": _leftovers(temp),
            "seconds": time.monotonic() - started}
     shutil.rmtree(canary, ignore_errors=True)
 
@@ -774,6 +794,9 @@ def test_lab_batch_forgery_and_override_are_flagged(lab_batch):
         assert text in forger, text
     for cid in ("2.1", "2.2", "2.3"):
         assert f"checkpoint {cid}: the notebook displayed PASS" in forger
+    vanisher = book.row("vanisher")
+    assert not any("not re-verified" in f for f in vanisher.flags)
+    assert all("cannot be re-checked" in o.reason for o in vanisher.outcomes), vanisher.outcomes
     overrider = book.row("overrider")
     assert any("changed the parameter 'subnet' (to \"10.0.0.0/24\"): checked with the "
                "instructor's value \"172.20.0.0/16\"" in f for f in overrider.flags)

@@ -11,9 +11,14 @@ Python::
 Command line (``labkit grade ...`` or ``python -m labkit.grading ...``): see
 :mod:`labkit.grading.cli`.
 
-Modules, lowest first: :mod:`~labkit.grading.sandbox` (namespaces, uid, limits: the
-kernel's cage), :mod:`~labkit.grading.notebook` (manifest, preparation, trusted
-results), :mod:`~labkit.grading.runner` (the worker: papermill with a sandboxed
+Modules, lowest first: :mod:`~labkit.grading.safefs` (reading what a sandbox could
+write), :mod:`~labkit.grading.text` (submission text made safe to show),
+:mod:`~labkit.grading.cgroup` (a memory limit for a whole submission),
+:mod:`~labkit.grading.sandbox` (namespaces, uid, allow-listed root, limits: the
+kernel's cage), :mod:`~labkit.grading.intake` (which files count, student ids),
+:mod:`~labkit.grading.notebook` (manifest, preparation, reading results),
+:mod:`~labkit.grading.evaluator` (the grader's own verdict on each checkpoint, against
+the real labs), :mod:`~labkit.grading.runner` (the worker: papermill with a sandboxed
 kernel), :mod:`~labkit.grading.gradebook` and :mod:`~labkit.grading.report` (CSV,
 JSON, HTML), :mod:`~labkit.grading.grader` (the whole run), :mod:`~labkit.grading.cli`.
 """
@@ -24,7 +29,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "grade": "grader", "Submission": "grader", "find_submissions": "grader",
+    "grade": "grader", "Submission": "intake", "find_submissions": "intake",
     "SandboxUnavailable": "grader",
     "Limits": "sandbox", "Gradebook": "gradebook", "SubmissionGrade": "gradebook",
     "Manifest": "notebook", "ManifestError": "notebook", "CheckpointSpec": "notebook",

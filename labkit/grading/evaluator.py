@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.grading import safefs
+from labkit.grading.notebook import _strip_magics
 
 __all__ = ["Evaluator", "Unverifiable", "Verdict", "free_names"]
 
@@ -104,11 +105,6 @@ def free_names(source: str) -> list[str]:
     names |= {n.value.id for n in ast.walk(tree)
               if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
     return sorted(n for n in names if not hasattr(builtins, n))
-
-
-def _strip_magics(source: str) -> str:
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                     for line in source.splitlines())
 
 
 class _Placeholder:
@@ -510,10 +506,14 @@ class Evaluator:
         return verdicts
 
     def _value(self, name: str, enc: Any, trusted: bool, touched: set[str] | None) -> Any:
+        # Only an object of the instructor's setup that the grader cannot rebuild may
+        # fall back to the notebook's own result; a lab that is gone (closed, killed)
+        # never does: its checks fail.
+        fallback = touched if trusted and isinstance(enc, dict) and "object" in enc else None
         try:
             return self._decode(enc, trusted)
         except Unverifiable as exc:
-            return _Placeholder(name, str(exc), touched if trusted else None)
+            return _Placeholder(name, str(exc), fallback)
         except Exception as exc:  # noqa: BLE001 - a lab that cannot be reached, say
             return _Placeholder(name, f"{type(exc).__name__}: {exc}", None)
 

@@ -2,13 +2,17 @@
 
 For every submission the grader
 
-1. prepares a copy (outputs cleared, checkpoint cells restored and marked, hidden
-   checkpoints appended: :func:`labkit.grading.notebook.prepare`),
+1. reads it as a bounded regular file (:mod:`labkit.grading.intake`) and prepares a
+   copy (outputs cleared, the instructor's parameters and setup cells first,
+   checkpoint cells restored and marked, hidden checkpoints appended:
+   :func:`labkit.grading.notebook.prepare`),
 2. starts a worker process (:mod:`labkit.grading.runner`) that executes it with
    papermill, the kernel in its own sandbox (:mod:`labkit.grading.sandbox`), under a
-   time, memory, process, file and output limit,
-3. reads the trusted checkpoint results back from the executed notebook
-   (:func:`labkit.grading.notebook.collect`).
+   time, memory (a cgroup for the whole submission where possible), process, file
+   and output limit, and after every checkpoint cell reaches its own verdict
+   against the real labs (:mod:`labkit.grading.evaluator`),
+3. takes those verdicts as the grade and compares them with what the notebook
+   displayed (:func:`labkit.grading.notebook.collect`), flagging any difference.
 
 Several submissions run at once (``workers``); each worker is killed, with its
 sandbox, if it outlives its time limit by more than a grace period. Results go to
@@ -236,10 +240,14 @@ def grade(exercise: str | Path, submissions: Iterable[str | Path] | Iterable[Sub
     ``files`` a folder copied into every working copy, ``allow`` host paths the
     kernels may see (read-only) besides the system folders, the Python environment
     and labkit's package (nothing else of the host is there: not the solutions, not
-    home folders, not the other submissions), ``hide`` more folders the
-    kernels must not see (e.g. a folder of solutions; the exercise's, the hidden
-    file's, the submissions' and the output folders are hidden anyway, unless labkit
-    or the Python environment lives inside them). By default execution stops at
+    home folders, not the other submissions), ``hide`` paths inside what is shown
+    that the kernels must not see (the grader's own folders are hidden anyway if they
+    lie inside something shown). Before any submission runs, one sandbox is started
+    and imports what a kernel needs: if this machine cannot run the sandbox or the
+    sandbox cannot use this Python environment, :class:`SandboxUnavailable` says
+    which path and how to fix it. Submission files that are not regular files of at
+    most :data:`~labkit.grading.intake.MAX_NOTEBOOK_BYTES` are refused one by one
+    (status ``invalid``, with the reason). By default execution stops at
     the first cell that raises (unless tagged ``raises-exception``), and later
     checkpoints count as not reached; ``continue_on_error`` runs every cell.
     """

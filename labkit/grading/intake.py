@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.grading.safefs import kind_of
+
 __all__ = ["MAX_NOTEBOOK_BYTES", "Refused", "Submission", "find_submissions", "read_submission",
            "student_id"]
 
@@ -94,15 +96,6 @@ def find_submissions(paths: Iterable[str | Path]) -> list[Submission]:
     return found
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 def read_submission(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
     """The bytes of a submitted file, or :class:`Refused` saying why not."""
     try:  # O_PATH opens nothing: no FIFO blocks, no device driver runs
@@ -115,7 +108,7 @@ def read_submission(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
             raise Refused(errno.ELOOP, "refused: a symbolic link, not a notebook file "
                                        "(submit the file itself)")
         if not stat.S_ISREG(st.st_mode):
-            raise Refused(errno.EINVAL, f"refused: {_kind(st.st_mode)}, not a notebook file")
+            raise Refused(errno.EINVAL, f"refused: {kind_of(st.st_mode)}, not a notebook file")
         fd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
     finally:
         os.close(pfd)

@@ -23,7 +23,7 @@ import os
 import stat
 import struct
 
-__all__ = ["RefusedFile", "open_beneath", "open_dir", "read_regular", "read_tail"]
+__all__ = ["RefusedFile", "kind_of", "open_beneath", "open_dir", "read_regular", "read_tail"]
 
 _SYS_OPENAT2 = 437  # the same on every architecture
 _RESOLVE_NO_XDEV, _RESOLVE_NO_MAGICLINKS, _RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH = 1, 2, 4, 8
@@ -67,7 +67,7 @@ def _open_regular(dirfd: int, path: str) -> tuple[int, int]:
         st = os.fstat(pfd)
         if not stat.S_ISREG(st.st_mode):
             raise RefusedFile(errno.EINVAL, f"{path} is not a regular file "
-                                            f"({_kind(st.st_mode)})")
+                                            f"({kind_of(st.st_mode)})")
         fd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
         return fd, st.st_size
     finally:
@@ -98,9 +98,10 @@ def read_tail(dirfd: int, path: str, limit: int) -> bytes:
         os.close(fd)
 
 
-def _kind(mode: int) -> str:
+def kind_of(mode: int) -> str:
+    """What a file is, in words ("a FIFO"), from its ``st_mode``."""
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"),
-                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
         if test(mode):
             return name

@@ -415,6 +415,9 @@ def lab_submissions() -> dict[str, nbformat.NotebookNode]:
         "leaky": lab_notebook(LAB_GOOD, extra_end=[
             'h1.spawn(["sleep", "1002"])\nimport time\nwhile True:\n    time.sleep(1)']),
         "forger": lab_notebook({"link": LAB_FORGER}),
+        # forges, and ends its lab so that the grader finds nothing to check
+        "vanisher": lab_notebook({"link": LAB_FORGER + "import os, signal\n"
+                                          "os.kill(lab.supervisor_pid, signal.SIGKILL)\n"}),
         "overrider": lab_notebook({**LAB_GOOD, "link": LAB_OVERRIDER + LAB_GOOD["link"]}),
         "reader": lab_notebook({"link": LAB_READER}),
         "kernelfolder": lab_notebook({**LAB_GOOD, "link": LAB_KERNEL_FOLDER + LAB_GOOD["link"]}),
