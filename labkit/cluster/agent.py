@@ -13,7 +13,9 @@ namespace, started by :meth:`labkit.cluster.ClusterNode.spawn_agent`. This modul
   (kube-proxy style: a missed event cannot leave stale state behind) and a ``tick``
   for periodic work (lease renewal); a lost store is retried, and said so in the log;
 * kernel helpers that run the real tools in the agent's namespace (:func:`sh`,
-  :func:`ip_batch`, :func:`iptables_restore`, :func:`ip_json`), raising
+  :func:`ip_batch`, :func:`bridge_batch`, :func:`iptables_restore`, :func:`ip_json`,
+  :func:`write_file`,
+  :func:`machine_path` for the machine's own ``/run`` files), raising
   :class:`AgentCommandFailed` with the command in the message.
 
 Nothing here talks to the lab's supervisor: an agent is just a process in a namespace,
@@ -245,6 +247,13 @@ def ip_batch(lines: Iterable[str], *, force: bool = True) -> None:
         sh(["ip", *(["-force"] if force else []), "-batch", "-"], input=text + "\n")
 
 
+def bridge_batch(lines: Iterable[str]) -> None:
+    """Several ``bridge`` commands in one process: ``bridge -force -batch -``."""
+    text = "\n".join(lines)
+    if text:
+        sh(["bridge", "-force", "-batch", "-"], input=text + "\n")
+
+
 def ip_json(*args: str) -> list[dict[str, Any]]:
     """``ip -j ARGS`` (or ``bridge -j`` when the first argument is ``"bridge"``), parsed."""
     argv = ["bridge", "-j", *args[1:]] if args and args[0] == "bridge" else ["ip", "-j", *args]
@@ -255,6 +264,14 @@ def ip_json(*args: str) -> list[dict[str, Any]]:
 def iptables_restore(rules: str, *, table_flush: bool = False) -> None:
     """Load rules with ``iptables-restore --noflush`` (``table_flush`` replaces whole tables)."""
     sh(["iptables-restore", *([] if table_flush else ["--noflush"])], input=rules)
+
+
+def machine_path(path: str) -> str:
+    """Where this machine's ``path`` (e.g. ``/run/flannel/subnet.env``) really is: under
+    ``$LABKIT_STATE_DIR`` (set by ``ClusterNode.spawn_agent``), or ``path`` itself when
+    the agent runs outside a cluster."""
+    root = os.environ.get("LABKIT_STATE_DIR", "")
+    return root + path if root and path.startswith("/") else path
 
 
 def write_file(path: str, text: str, mode: int = 0o644) -> None:
