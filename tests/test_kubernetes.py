@@ -268,6 +268,32 @@ def test_services_in_both_proxy_modes(tmp_path: Path, mode: str) -> None:
         k8s.stop_proxy()
 
 
+def test_pods_across_nodes_over_flannel(tmp_path: Path) -> None:
+    from labkit.capture import Capture
+    from labkit.flannel import Flannel
+
+    with Lab("flpods", workdir=tmp_path) as lab:
+        cluster = Cluster(lab)
+        cluster.start_etcd()
+        flannel = Flannel(cluster)
+        flannel.configure("10.244.0.0/16", subnet_len=24, backend="vxlan")
+        flannel.start_all(ttl=30)
+        flannel.wait_converged()
+        k8s = Kubernetes.on_flannel(flannel)
+        leases = {n: flannel.subnet_env(n)["FLANNEL_SUBNET"] for n in ("node1", "node2")}
+        for name, kubelet in k8s.kubelets.items():  # the pod CIDR is the node's flannel lease
+            assert leases[name].startswith(kubelet.gateway + "/")
+        a = k8s.run_pod("a", node="node1")
+        b = k8s.run_pod("b", node="node2")
+        assert any(r.dev == "flannel.1" and r.dst == str(k8s.kubelet("node2").pod_cidr)
+                   for r in cluster["node1"].routes("inet"))
+        with Capture(cluster["node2"].node, "eth1", filter="udp port 8472") as cap:
+            reply = a.hit(b.ip, 8080, count=3)
+        assert reply["sources"] == {a.ip: 3}  # no NAT between pods
+        table = cap.table()
+        assert len(table) > 0 and (table["inner_src_ip"] == a.ip).any()  # inside VXLAN
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
 def test_kubernetes_as_an_unprivileged_user() -> None:
     from test_doctor_and_unprivileged import as_student

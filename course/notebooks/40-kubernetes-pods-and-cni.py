@@ -205,6 +205,9 @@ print(web1.hit("127.0.0.1", 8080))                                 # curl localh
 # the other node's pod CIDR is. An overlay (Flannel, notebook 30) or routes (Calico,
 # notebook 31) does that; here we add plain routes between the machines, "host-gw"
 # style: `ip route add 10.244.2.0/24 via 192.168.99.102` on node1 and its mirror.
+# (`Kubernetes.on_flannel(flannel)` builds the same pods over notebook 30's Flannel
+# instead: each node's pod CIDR is then its lease from `/run/flannel/subnet.env`, as
+# the flannel CNI plugin reads it, and `flannel.1` carries the traffic.)
 
 # %% tags=["nbval-check-output"]
 k8s.route_pod_cidrs()

@@ -9,11 +9,18 @@ kube-proxy (:mod:`.proxy`, a lab process writing kube-proxy's own chains and map
     from labkit.kubernetes import Kubernetes, ServicePort
 
     k8s = Kubernetes(cluster.nodes)                  # pod CIDRs 10.244.1.0/24, .2.0/24, ...
-    k8s.route_pod_cidrs()                            # or Flannel's overlay
+    k8s.route_pod_cidrs()                            # routes between nodes ("host-gw")
+    # or: k8s = Kubernetes.on_flannel(flannel)       # pod CIDRs = flannel leases, over flannel.1
     web1 = k8s.run_pod("web-1", node="node1", labels={"app": "web"})
     svc = k8s.create_service("web", selector={"app": "web"}, ports=[ServicePort(80, 8080)])
     k8s.start_proxy("iptables")                      # or "nftables"
     web1.hit(svc.cluster_ip, 80, count=100)          # replies per pod
+
+Modules: :mod:`.cni` (the runtime side of CNI), :mod:`.kubelet` (pods, one machine's CNI
+configuration), :mod:`.services` (Services as the API server validates them),
+:mod:`.names` (kube-proxy's chain names), :mod:`.iptables_rules` / :mod:`.nftables_rules`
+(the two modes' rules), :mod:`.proxy` (the kube-proxy agent), :mod:`.control_plane`,
+:mod:`.scaling` (the modes measured), :mod:`.echo` and :mod:`.pause` (the workloads).
 
 Names follow Kubernetes: pod CIDR ``10.244.N.0/24`` for the N-th machine, Services in
 ``10.96.0.0/12`` (allocated in order from 10.96.0.1), NodePorts in 30000-32767, the CNI

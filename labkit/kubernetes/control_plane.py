@@ -33,7 +33,7 @@ class Kubernetes:
 
     def __init__(self, machines: Sequence[Machine], *, cni: str = "bridge",
                  cluster_cidr: str = CLUSTER_CIDR, service_cidr: str = SERVICE_CIDR,
-                 mtu: int | None = None) -> None:
+                 mtu: int | None = None, pod_cidrs: dict[str, str] | None = None) -> None:
         if not machines:
             raise InvalidTopology("a cluster needs at least one machine", op="create cluster",
                                   remedy="pass the worker machines, e.g. cluster.nodes")
@@ -43,7 +43,8 @@ class Kubernetes:
         subnets = self.cluster_cidr.subnets(new_prefix=24)
         next(subnets)  # 10.244.0.0/24 is left for a control-plane node, as kubeadm does
         for machine, cidr in zip(machines, subnets):
-            self.kubelets[machine.name] = Kubelet(machine, str(cidr), cni=cni, mtu=mtu)
+            chosen = (pod_cidrs or {}).get(machine.name, str(cidr))
+            self.kubelets[machine.name] = Kubelet(machine, chosen, cni=cni, mtu=mtu)
         self.proxies: dict[str, Process] = {}
         self.proxy_mode: str | None = None
         for kubelet in self.kubelets.values():
@@ -59,6 +60,23 @@ class Kubernetes:
         nic = getattr(kubelet.machine, "nic", None)
         if nic:
             kubelet.node.add_route(str(self.services.service_cidr), dev=nic)
+
+    @classmethod
+    def on_flannel(cls, flannel: Any, machines: Sequence[Machine] | None = None,
+                   **kwargs: Any) -> "Kubernetes":
+        """Pods over a running Flannel: each node's pod CIDR and MTU are its lease, read from
+        ``/run/flannel/subnet.env`` (``FLANNEL_SUBNET``, ``FLANNEL_MTU``), as the flannel
+        CNI plugin does before it delegates to ``bridge``; the cluster CIDR is
+        ``FLANNEL_NETWORK``. Flannel's routes (flannel.1) then carry pod traffic between
+        nodes: do not call :meth:`route_pod_cidrs`."""
+        machines = list(machines if machines is not None else flannel.cluster.nodes)
+        envs = {m.name: flannel.wait_for_lease(m) for m in machines}
+        first = next(iter(envs.values()))
+        pod_cidrs = {name: str(ipaddress.ip_network(env["FLANNEL_SUBNET"], strict=False))
+                     for name, env in envs.items()}
+        mtus = {int(env["FLANNEL_MTU"]) for env in envs.values()}
+        return cls(machines, cluster_cidr=first["FLANNEL_NETWORK"], pod_cidrs=pod_cidrs,
+                   mtu=min(mtus), **kwargs)
 
     def __repr__(self) -> str:
         return (f"<Kubernetes nodes={list(self.kubelets)} pods={len(self.pods)} "

@@ -21,24 +21,25 @@ import sys
 import time
 
 
+def _bind(kind: str, port: int, name: str) -> socket.socket | None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+    try:
+        sock.bind(("0.0.0.0", port))
+    except OSError as exc:
+        print(f"{name}: bind 0.0.0.0:{port}/{kind}: {exc}", file=sys.stderr, flush=True)
+        return None
+    return sock
+
+
 def serve(port: int, name: str, udp: bool) -> int:
     sel = selectors.DefaultSelector()
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        tcp.bind(("0.0.0.0", port))
-    except OSError as exc:
-        print(f"{name}: bind 0.0.0.0:{port}/tcp: {exc}", file=sys.stderr, flush=True)
-        return 1
-    tcp.listen(128)
-    sel.register(tcp, selectors.EVENT_READ, "tcp")
-    if udp:
-        dgram = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            dgram.bind(("0.0.0.0", port))
-        except OSError as exc:
-            print(f"{name}: bind 0.0.0.0:{port}/udp: {exc}", file=sys.stderr, flush=True)
+    for kind in ("tcp", "udp") if udp else ("tcp",):
+        sock = _bind(kind, port, name)
+        if sock is None:
             return 1
-        sel.register(dgram, selectors.EVENT_READ, "udp")
+        if kind == "tcp":
+            sock.listen(128)
+        sel.register(sock, selectors.EVENT_READ, kind)
     print(f"{name}: listening on 0.0.0.0:{port}" + (" (tcp+udp)" if udp else " (tcp)"), flush=True)
     while True:
         for key, _ in sel.select():
