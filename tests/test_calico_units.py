@@ -149,6 +149,7 @@ def test_route_reflector_turns_n_squared_sessions_into_n():
     client = birdcfg.render_bird_cfg(rr[2], rr, mesh=False)
     assert reflector.count("rr client;") == 2 and "rr cluster id 244.0.0.1;" in reflector
     assert "protocol bgp Node_192_168_99_101" in client and "Node_192_168_99_102" not in client
+    assert "protocol bgp Node_192_168_99_103" in reflector and "Not a route reflector" not in reflector
     assert "Mesh_" not in reflector + client
 
 

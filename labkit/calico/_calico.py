@@ -333,7 +333,7 @@ class Calico:
 
     def _wait_host_route(self, host: "ClusterNode", ip: str, ifname: str, timeout: float) -> None:
         end = time.monotonic() + timeout
-        while not any(r.dst == ip and r.dev == ifname for r in host.node.routes("inet")):
+        while not any(r.dst == f"{ip}/32" and r.dev == ifname for r in host.node.routes("inet")):
             if time.monotonic() > end:
                 raise CommandTimeout(f"felix on {host.name} did not add `{ip} dev {ifname}` within "
                                      f"{timeout} s", obj=host.name, op="add workload",

@@ -80,7 +80,7 @@ def parse_state(kv: dict[str, str], me: str) -> dict[str, Any]:
             tags = json.loads(kv.get(keys.profile_tags(name), "[]"))
             profiles[name] = felix.Profile(name, tuple(rules.get("inbound_rules", [])),
                                            tuple(rules.get("outbound_rules", [])), tuple(tags))
-    return {"me": peers.get(me), "peers": peer_list, "mesh": bool(mesh),
+    return {"me": next((p for p in peer_list if p.name == me), None), "peers": peer_list, "mesh": bool(mesh),
             "as_num": int(kv.get(keys.AS_NUM, birdcfg.DEFAULT_AS)), "pools": pools,
             "blocks": blocks, "endpoints": endpoints, "profiles": profiles}
 
