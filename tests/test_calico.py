@@ -95,7 +95,8 @@ def test_full_mesh_routes_policy_and_bird_restart(lab: Lab) -> None:
     assert not fetch(bbox3, web1.ip)
     calico.set_profile("cal_web", inbound=[{"action": "allow", "protocol": "tcp", "src_tag": "cal_net2",
                                             "dst_ports": [80]}])
-    assert wait_until(lambda: fetch(bbox3, web1.ip), timeout=20)
+    calico.wait_synced()
+    assert fetch(bbox3, web1.ip)
     assert bbox3.node.ping(web1.ip, count=1, wait=1).received == 0
     assert not fetch(bbox1, web1.ip)
     saved = cluster["node3"].run(["iptables-save", "-t", "filter"]).stdout
@@ -105,7 +106,7 @@ def test_full_mesh_routes_policy_and_bird_restart(lab: Lab) -> None:
 
     # BIRD stopped on node2: its peers withdraw its block; restarted: it comes back
     calico.stop_bird("node2")
-    assert wait_until(lambda: bbox2.block not in bird_routes(node1), timeout=30)
+    calico.wait_withdrawn("node2")
     assert bbox2.block not in bird_routes(cluster["node3"])
     assert bbox1.node.ping(bbox2.ip, count=1, wait=1).received == 0
     calico.start_bird("node2")

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 DEFAULT_RR_CLUSTER_ID = "244.0.0.1"
 AGENT = "labkit.calico.agent"
+STATUS = "/var/run/calico/revision"   # the etcd revision a node's agent last applied
 
 
 @dataclass
@@ -131,7 +132,7 @@ class Calico:
             self.agents[machine.name] = machine.spawn_agent(
                 AGENT, "--node", machine.name, "--etcd-endpoints", etcd.endpoint,
                 "--confdir", bird.confdir(machine), "--bird-socket", bird.socket_path(machine),
-                "--resync", str(self.resync))
+                "--status-file", machine.path(STATUS), "--resync", str(self.resync))
         for machine in self.cluster.nodes:
             self.start_bird(machine.name)
         if wait:
@@ -199,6 +200,27 @@ class Calico:
                                      remedy="read `birdc show protocols all` and the agents' logs")
             time.sleep(0.5)
 
+    def revision(self) -> int:
+        """etcd's current revision (``etcdctl get /calico -w json``: header.revision)."""
+        result = self.etcd.etcdctl(self.cluster.store, "get", keys.AS_NUM, "-w", "json", check=True)
+        return int(json.loads(result.stdout)["header"]["revision"])
+
+    def wait_synced(self, timeout: float = 30.0) -> None:
+        """Wait until every node's agent has applied everything written to etcd so far
+        (routes, sysctls, chains, BIRD's files): after ``set_profile``, say."""
+        target = self.revision()
+        end = time.monotonic() + timeout
+        while True:
+            behind = [m.name for m in self.cluster.nodes
+                      if int((m.read_text(STATUS) or "0").strip() or 0) < target]
+            if not behind:
+                return
+            if time.monotonic() > end:
+                raise CommandTimeout(f"calico agents on {', '.join(behind)} not in step with etcd "
+                                     f"revision {target} after {timeout} s", obj=", ".join(behind),
+                                     op="wait for calico agents", remedy="read their logs (calico.agents[...])")
+            time.sleep(0.1)
+
     def wait_routes(self, timeout: float = 60.0) -> None:
         """Wait until each node's kernel routes every other node's blocks ``proto bird``."""
         end = time.monotonic() + timeout
@@ -211,6 +233,24 @@ class Calico:
                                      obj="routes", op="wait for routes",
                                      remedy="check the BGP sessions (calico.sessions())")
             time.sleep(0.5)
+
+    def wait_withdrawn(self, name: "str | ClusterNode", timeout: float = 60.0) -> None:
+        """Wait until no other node's kernel routes ``name``'s blocks any more (its BGP
+        sessions are gone, e.g. after :meth:`stop_bird`)."""
+        machine = self.machine(name)
+        gone = [b for b, host in self.blocks().items() if host == machine.name]
+        end = time.monotonic() + timeout
+        while True:
+            left = {m.name: [r.dst for r in m.node.routes("inet") if r.protocol == "bird" and r.dst in gone]
+                    for m in self.cluster.nodes if m is not machine}
+            if not any(left.values()):
+                return
+            if time.monotonic() > end:
+                raise CommandTimeout(f"{machine.name}'s blocks still routed after {timeout} s: {left}",
+                                     obj=machine.name, op="wait for withdrawal",
+                                     remedy="is BIRD on that node stopped? (graceful restart keeps "
+                                            "routes of a peer that vanished without closing its sessions)")
+            time.sleep(0.2)
 
     def missing_routes(self) -> dict[str, list[str]]:
         """For each node, the other nodes' blocks its kernel does not route via their owner."""

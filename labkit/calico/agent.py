@@ -187,20 +187,26 @@ class CalicoNode(Agent):
 
     # -- the loop -----------------------------------------------------------------------
 
-    def sync(self, kv: dict[str, str]) -> None:
+    def sync(self, snapshot: tuple[dict[str, str], int]) -> None:
+        kv, revision = snapshot
         state = parse_state(kv, self.args.node)
         self.confd(state)
         local = sorted((ep for ep in state["endpoints"] if ep.host == self.args.node),
                        key=lambda ep: ep.name)
         self.endpoints(local)
         self.policy(state, [ep for ep in local if ep.name in self.configured])
+        # how far this node has got: the notebook waits on it (Calico.wait_synced)
+        write_file(self.args.status_file, f"{revision}\n")
 
     def run(self) -> int:
         self.log.info(f"Calico node {self.args.node} starting (confd + felix), "
                       f"datastore {self.args.etcd_endpoints}", src="startup.go:86")
-        reconciler: Reconciler[dict[str, str]] = Reconciler(
-            self,
-            snapshot=lambda: self.store.get_prefix_with_revision(keys.ROOT),
+        def snapshot() -> tuple[tuple[dict[str, str], int], int]:
+            kv, revision = self.store.get_prefix_with_revision(keys.ROOT)
+            return (kv, revision), revision
+
+        reconciler: Reconciler[tuple[dict[str, str], int]] = Reconciler(
+            self, snapshot=snapshot,
             watch=lambda rev, stop: self.store.watch(keys.ROOT, rev, stop=stop),
             sync=self.sync, handle=None, resync=self.args.resync,
             unreachable=lambda exc, n: self.log.warning(f"datastore unreachable ({exc}), retrying",
@@ -216,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--etcd-endpoints", required=True)
     parser.add_argument("--confdir", required=True)
     parser.add_argument("--bird-socket", required=True)
+    parser.add_argument("--status-file", required=True,
+                        help="where to write the etcd revision the node is in step with")
     parser.add_argument("--resync", type=float, default=5.0)
     return CalicoNode(parser.parse_args(argv)).main()
 
