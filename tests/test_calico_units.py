@@ -61,8 +61,8 @@ def test_blocks_are_26_with_node_affinity_and_lowest_free_address(ipam):
 
 
 def test_a_full_block_makes_the_node_claim_another(ipam):
-    ipam.add_pool("17.2.0.0/16", 30)
-    got = [ipam.auto_assign("node1", f"w{i}", pool="17.2.0.0/16") for i in range(5)]
+    ipam.add_pool("17.2.0.0/24", 30)
+    got = [ipam.auto_assign("node1", f"w{i}", pool="17.2.0.0/24") for i in range(5)]
     blocks = {b.cidr for _, b in got}
     assert len(blocks) == 2 and all(b.prefixlen == 30 for b in blocks)
     assert len({ip for ip, _ in got}) == 5
@@ -97,6 +97,15 @@ def test_bad_pools_are_refused_with_the_reason(ipam, cidr, size, message):
     with pytest.raises(InvalidAddress, match=message):
         ipam.add_pool(cidr, size)
     assert len(ipam.pools()) == 1
+
+
+def test_reserved_ranges_are_never_handed_out(ipam):
+    ipam.reserve("192.168.0.0/17", "underlay")
+    for i in range(20):
+        ip, block = ipam.auto_assign(f"node{i}", f"h{i}")
+        assert not block.cidr.overlaps(ipaddress.ip_network("192.168.0.0/17"))
+    with pytest.raises(InvalidAddress, match="reserved range 192.168.0.0/17"):
+        ipam.assign_ip("node1", "x", "192.168.99.101")
 
 
 def test_unknown_pool_and_exhausted_pool(ipam):
