@@ -208,3 +208,25 @@ def test_felix_chains_for_the_seed_profiles():
 def test_bad_rules_are_refused(rule, message):
     with pytest.raises(InvalidTopology, match=message):
         felix.check_rule(rule, "cal_web")
+
+
+def test_the_agent_reads_its_state_from_calicos_keys():
+    from labkit.calico.agent import parse_state
+
+    ep = felix.Endpoint("node2", "bbox2", "cali0123456789a", "192.168.41.128/32", ("cal_net1",))
+    kv = {keys.AS_NUM: "64512", keys.NODE_MESH: '{"enabled": false}',
+          keys.host_ip("node1"): "192.168.99.101", keys.host_ip("node2"): "192.168.99.102",
+          keys.rr_cluster_id("node1"): "244.0.0.1",
+          keys.pool("192.168.0.0/16"): make_pool("192.168.0.0/16").to_json(),
+          keys.affinity("node2", "192.168.41.128/26"): '{"state": "confirmed"}',
+          keys.endpoint("node2", "libnetwork", "bbox2", ep.name): ep.to_json(),
+          keys.profile_rules("cal_net1"): felix.Profile.network("cal_net1").rules_json(),
+          keys.profile_tags("cal_net1"): '["cal_net1"]'}
+    reflector = parse_state(kv, "node1")
+    assert reflector["me"] == birdcfg.Peer("node1", "192.168.99.101", "244.0.0.1")
+    assert reflector["mesh"] is False and reflector["blocks"] == []
+    client = parse_state(kv, "node2")
+    assert client["blocks"] == [ipaddress.ip_network("192.168.41.128/26")]
+    assert client["endpoints"] == [ep] and set(client["profiles"]) == {"cal_net1"}
+    assert [name for name, _, _ in birdcfg.sessions(client["me"], client["peers"], mesh=False)] == \
+        ["Node_192_168_99_101"]
