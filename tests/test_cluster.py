@@ -279,3 +279,14 @@ def test_doctor_reports_etcd_and_the_orchestrator_tools() -> None:
         check = checks[f"tool {tool}"]
         assert lesson in check.disables and not check.essential
     assert "lesson 40" in checks["CNI plugins"].disables
+
+
+def test_etcd_under_a_small_address_space_limit_says_what_to_do(tmp_path) -> None:
+    script = ("import sys\nfrom labkit import Lab\nfrom labkit.cluster import Cluster\n"
+              "with Lab('small', workdir=sys.argv[1]) as lab:\n"
+              "    Cluster(lab, nodes=['node1']).start_etcd()\n")
+    out = subprocess.run(["prlimit", f"--as={2 << 30}", sys.executable, "-c", script, str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "StoreUnreachable: etcd cannot start under this process's address-space limit" in out.stderr
+    assert "labkit grade --memory 16G" in out.stderr
