@@ -76,7 +76,7 @@ def run(n: int, mode: str, workdir: str) -> dict[str, Any]:
             calico.assign_address(machine, f"bench.{machine.name}")
         started = time.monotonic()
         calico.start(wait=False, timeout=300)
-        wait(lambda: not calico.missing_routes(), timeout=600)
+        wait(lambda: not calico.missing_routes(), timeout=1800)
         converge = time.monotonic() - started
         calico.wait_established(timeout=300)
         sessions = established_pairs(calico)
@@ -84,7 +84,7 @@ def run(n: int, mode: str, workdir: str) -> dict[str, Any]:
         victim = cluster.nodes[-1].name
         stopped = time.monotonic()
         calico.stop_bird(victim)
-        calico.wait_withdrawn(victim, timeout=600)
+        calico.wait_withdrawn(victim, timeout=1800)
         reconverge = time.monotonic() - stopped
         busiest = "node1" if mode == "reflector" else max(memory, key=memory.get)
         return {"n": n, "mode": mode, "sessions": sessions,

@@ -9,6 +9,7 @@ network create --driver calico`` and ``docker run --net`` do in seed 001 §4.5.
         calico.wait_established()                 # birdc show protocols: all Established
         calico.add_network("cal_net1")            # a profile: members talk to each other
         bbox1 = calico.add_workload("node1", "bbox1", network="cal_net1")
+        bbox2 = calico.add_workload("node2", "bbox2", network="cal_net1")
         bbox1.node.ping(bbox2.ip)                 # ttl=62 across nodes
 
 Who does what, as in Calico: the notebook writes the desired state into etcd (as
@@ -25,7 +26,7 @@ import ipaddress
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .. import validate
 from ..errors import CommandTimeout, InvalidTopology, NotFound
@@ -64,8 +65,8 @@ class Calico:
     """Calico (BGP mode, no encapsulation) on the workers of ``cluster``.
 
     ``route_reflectors`` (machine names) turns the node-to-node mesh off: those machines
-    get ``rr_cluster_id`` and every other node peers with them only (N sessions, not
-    N(N-1)/2). ``default_route`` gives each worker ``default via <store machine>``, as
+    get ``rr_cluster_id`` and every other node peers with them only (N-1 sessions with
+    one reflector, instead of N(N-1)/2). ``default_route`` gives each worker ``default via <store machine>``, as
     the seed's hosts had a default route: proxy ARP for 169.254.1.1 needs one.
     """
 
@@ -119,13 +120,13 @@ class Calico:
         """The cluster-wide keys, once: the underlay reserved from IPAM, and the pool."""
         if self._prepared:
             return
-        self._prepared = True
         endpoint = self.etcd.endpoint
         ctl.run(self.cluster.nodes[0], endpoint, "reserve", "add", str(self.cluster.underlay),
                 "--reason", "the cluster's underlay")
         if keys.pool(self.pool) not in self.keys(keys.POOLS):
             ctl.run(self.cluster.nodes[0], endpoint, "pool", "add", self.pool,
                     "--block-size", str(self.block_size))
+        self._prepared = True
 
     # -- starting -----------------------------------------------------------------------
 
@@ -196,22 +197,32 @@ class Calico:
         return {m.name: {p.name: p.info or p.state for p in self.protocols(m) if p.proto == "BGP"}
                 for m in self.cluster.nodes}
 
-    def wait_established(self, timeout: float = 90.0) -> dict[str, dict[str, str]]:
-        """Wait until every node's expected sessions are Established (``birdc show protocols``)."""
+    @staticmethod
+    def _until(pending: "Callable[[], Any]", *, timeout: float, step: float, op: str,
+               remedy: str) -> None:
+        """Poll ``pending()`` (what is still missing; empty when done) until it is empty."""
         end = time.monotonic() + timeout
         while True:
+            left = pending()
+            if not left:
+                return
+            if time.monotonic() > end:
+                raise CommandTimeout(f"{op}: still waiting after {timeout} s for {left}", obj=op,
+                                     op=op, remedy=remedy)
+            time.sleep(step)
+
+    def wait_established(self, timeout: float = 90.0) -> dict[str, dict[str, str]]:
+        """Wait until every node's expected sessions are Established (``birdc show protocols``)."""
+        def pending() -> dict[str, list[str]]:
             seen = self.sessions()
             missing = {m.name: [s for s in self.expected_sessions(m)
                                 if not seen[m.name].get(s, "").startswith("Established")]
                        for m in self.cluster.nodes}
-            if not any(missing.values()):
-                return seen
-            if time.monotonic() > end:
-                raise CommandTimeout(f"BGP sessions not Established after {timeout} s: "
-                                     f"{ {k: v for k, v in missing.items() if v} }",
-                                     obj="bgp", op="wait for BGP",
-                                     remedy="read `birdc show protocols all` and the agents' logs")
-            time.sleep(0.5)
+            return {k: v for k, v in missing.items() if v}
+
+        self._until(pending, timeout=timeout, step=0.5, op="wait for BGP sessions",
+                    remedy="read `birdc show protocols all` and the agents' logs")
+        return self.sessions()
 
     def revision(self) -> int:
         """etcd's current revision (``etcdctl get /calico -w json``: header.revision)."""
@@ -222,48 +233,30 @@ class Calico:
         """Wait until every node's agent has applied everything written to etcd so far
         (routes, sysctls, chains, BIRD's files): after ``set_profile``, say."""
         target = self.revision()
-        end = time.monotonic() + timeout
-        while True:
-            behind = [m.name for m in self.cluster.nodes
-                      if int((m.read_text(STATUS) or "0").strip() or 0) < target]
-            if not behind:
-                return
-            if time.monotonic() > end:
-                raise CommandTimeout(f"calico agents on {', '.join(behind)} not in step with etcd "
-                                     f"revision {target} after {timeout} s", obj=", ".join(behind),
-                                     op="wait for calico agents", remedy="read their logs (calico.agents[...])")
-            time.sleep(0.1)
+        self._until(lambda: [m.name for m in self.cluster.nodes
+                             if int((m.read_text(STATUS) or "0").strip() or 0) < target],
+                    timeout=timeout, step=0.1, op=f"wait for the calico agents to reach etcd revision {target}",
+                    remedy="read their logs (calico.agents[NODE].stderr_text())")
 
     def wait_routes(self, timeout: float = 60.0) -> None:
         """Wait until each node's kernel routes every other node's blocks ``proto bird``."""
-        end = time.monotonic() + timeout
-        while True:
-            missing = self.missing_routes()
-            if not missing:
-                return
-            if time.monotonic() > end:
-                raise CommandTimeout(f"block routes missing after {timeout} s: {missing}",
-                                     obj="routes", op="wait for routes",
-                                     remedy="check the BGP sessions (calico.sessions())")
-            time.sleep(0.5)
+        self._until(self.missing_routes, timeout=timeout, step=0.5, op="wait for block routes",
+                    remedy="check the BGP sessions (calico.sessions())")
 
     def wait_withdrawn(self, name: "str | ClusterNode", timeout: float = 60.0) -> None:
         """Wait until no other node's kernel routes ``name``'s blocks any more (its BGP
         sessions are gone, e.g. after :meth:`stop_bird`)."""
         machine = self.machine(name)
         gone = [b for b, host in self.blocks().items() if host == machine.name]
-        end = time.monotonic() + timeout
-        while True:
+
+        def pending() -> dict[str, list[str]]:
             left = {m.name: [r.dst for r in m.node.routes("inet") if r.protocol == "bird" and r.dst in gone]
                     for m in self.cluster.nodes if m is not machine}
-            if not any(left.values()):
-                return
-            if time.monotonic() > end:
-                raise CommandTimeout(f"{machine.name}'s blocks still routed after {timeout} s: {left}",
-                                     obj=machine.name, op="wait for withdrawal",
-                                     remedy="is BIRD on that node stopped? (graceful restart keeps "
-                                            "routes of a peer that vanished without closing its sessions)")
-            time.sleep(0.2)
+            return {k: v for k, v in left.items() if v}
+
+        self._until(pending, timeout=timeout, step=0.2, op=f"wait for {machine.name}'s blocks to be withdrawn",
+                    remedy="is BIRD on that node stopped? (graceful restart keeps the routes of a peer "
+                           "that vanished without closing its sessions)")
 
     def missing_routes(self) -> dict[str, list[str]]:
         """For each node, the other nodes' blocks its kernel does not route via their owner."""
@@ -365,6 +358,7 @@ class Calico:
         host = self.machine(machine)
         lab = self.cluster.lab
         validate.new_node(name, "host", lab.nodes, lab.name)
+        validate.node_name(namespace)
         networks = (network,) if isinstance(network, str) else tuple(network)
         known = self.profiles()
         for net in networks:
@@ -396,13 +390,9 @@ class Calico:
         return workload
 
     def _wait_host_route(self, host: "ClusterNode", ip: str, ifname: str, timeout: float) -> None:
-        end = time.monotonic() + timeout
-        while not any(r.dst == f"{ip}/32" and r.dev == ifname for r in host.node.routes("inet")):
-            if time.monotonic() > end:
-                raise CommandTimeout(f"felix on {host.name} did not add `{ip} dev {ifname}` within "
-                                     f"{timeout} s", obj=host.name, op="add workload",
-                                     remedy="is the calico agent running there? read its log")
-            time.sleep(0.1)
+        self._until(lambda: not any(r.dst == f"{ip}/32" and r.dev == ifname for r in host.node.routes("inet")),
+                    timeout=timeout, step=0.1, op=f"wait for felix on {host.name} to add `{ip} dev {ifname}`",
+                    remedy="is the calico agent running there? read its log")
 
     def remove_workload(self, name: str) -> None:
         """``docker rm -f NAME``: endpoint key, address and container go; felix cleans up."""
