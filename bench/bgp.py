@@ -15,6 +15,12 @@ no containers), then starts Calico (agents and BIRD on every node) and measures:
   time instead) until no other node routes its block any more. In the reflector mode a
   client is stopped, not the reflector.
 
+On one machine every node's ARP entries count against one kernel-wide table
+(``net.ipv4.neigh.default.gc_thresh3``, 1024 by default): a full mesh needs about N(N-1)
+entries (each node resolves every peer), a reflector about 2(N-1). Past the limit new
+neighbours fail with ENOBUFS and BGP connections wait for TCP retransmissions, so the
+benchmark prints the table's use and limit beside each size (it never changes them).
+
 Both modes run in this one process tree, one after the other, and the mesh/reflector
 ratios are printed. Times include the polling interval of the measurement (about
 0.2 s plus one reading of every node's table).
@@ -56,6 +62,14 @@ def established_pairs(calico: Calico) -> int:
                 peer = ips.get(proto.split("_", 1)[1])
                 seen.add(frozenset((node, peer)))
     return len(seen)
+
+
+def arp_table() -> tuple[int, int]:
+    """Entries in the machine-wide ARP table, and its hard limit (gc_thresh3)."""
+    with open("/proc/net/stat/arp_cache") as f:
+        used = int(f.read().splitlines()[1].split()[0], 16)
+    with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
+        return used, int(f.read())
 
 
 def wait(predicate: Any, timeout: float) -> float:
@@ -101,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-bgp-") as workdir:
         for n in (int(s) for s in args.sizes.split(",")):
+            used, limit = arp_table()
+            if not args.json:
+                print(f"N={n:<3} ARP entries needed: mesh ~{n * (n - 1)}, reflector ~{2 * (n - 1)}; "
+                      f"machine-wide table: {used} in use, limit {limit} (gc_thresh3)", flush=True)
             for mode in ("mesh", "reflector"):
                 row = run(n, mode, workdir)
                 rows.append(row)

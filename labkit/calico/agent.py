@@ -201,14 +201,33 @@ class CalicoNode(Agent):
     def run(self) -> int:
         self.log.info(f"Calico node {self.args.node} starting (confd + felix), "
                       f"datastore {self.args.etcd_endpoints}", src="startup.go:86")
+
         def snapshot() -> tuple[tuple[dict[str, str], int], int]:
             kv, revision = self.store.get_prefix_with_revision(keys.ROOT)
             return (kv, revision), revision
 
+        # Like felix, changes are batched: a burst of etcd events (a cluster starting, a
+        # workload added) marks the state dirty, and the next tick applies it once.
+        dirty = [False]
+
+        def changed(event: object) -> bool:
+            dirty[0] = True
+            return True
+
+        def tick() -> None:
+            if not dirty[0]:
+                return
+            dirty[0] = False
+            try:
+                self.sync(snapshot()[0])
+            except ConnectionError as exc:
+                dirty[0] = True
+                self.log.warning(f"datastore unreachable ({exc}), retrying", src="syncer.go:171")
+
         reconciler: Reconciler[tuple[dict[str, str], int]] = Reconciler(
             self, snapshot=snapshot,
             watch=lambda rev, stop: self.store.watch(keys.ROOT, rev, stop=stop),
-            sync=self.sync, handle=None, resync=self.args.resync,
+            sync=self.sync, handle=changed, tick=tick, tick_every=0.1, resync=self.args.resync,
             unreachable=lambda exc, n: self.log.warning(f"datastore unreachable ({exc}), retrying",
                                                         src="syncer.go:171"))
         reconciler.run()
