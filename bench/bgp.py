@@ -18,8 +18,11 @@ no containers), then starts Calico (agents and BIRD on every node) and measures:
 On one machine every node's ARP entries count against one kernel-wide table
 (``net.ipv4.neigh.default.gc_thresh3``, 1024 by default): a full mesh needs about N(N-1)
 entries (each node resolves every peer), a reflector about 2(N-1). Past the limit new
-neighbours fail with ENOBUFS and BGP connections wait for TCP retransmissions, so the
-benchmark prints the table's use and limit beside each size (it never changes them).
+neighbours fail with ENOBUFS, BGP connections wait for TCP retransmissions, and every
+other lab on the machine loses its new neighbours too. So the benchmark prints the
+table's use and limit beside each size and skips a size whose mesh would not fit (it
+never changes the limit: that is the machine owner's call, e.g. ``sysctl -w
+net.ipv4.neigh.default.gc_thresh3=32768`` on a machine of your own).
 
 Both modes run in this one process tree, one after the other, and the mesh/reflector
 ratios are printed. Times include the polling interval of the measurement (about
@@ -116,9 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-bgp-") as workdir:
         for n in (int(s) for s in args.sizes.split(",")):
             used, limit = arp_table()
+            fits = used + n * (n - 1) < limit
             if not args.json:
                 print(f"N={n:<3} ARP entries needed: mesh ~{n * (n - 1)}, reflector ~{2 * (n - 1)}; "
-                      f"machine-wide table: {used} in use, limit {limit} (gc_thresh3)", flush=True)
+                      f"machine-wide table: {used} in use, limit {limit} (gc_thresh3)"
+                      + ("" if fits else " -> skipped: the mesh would overflow it"), flush=True)
+            if not fits:
+                continue
             for mode in ("mesh", "reflector"):
                 row = run(n, mode, workdir)
                 rows.append(row)
