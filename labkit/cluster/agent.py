@@ -1,0 +1,275 @@
+"""What every system's agent shares: its life as a lab process, its log, its loop, its
+kernel calls.
+
+An agent (``python -m labkit.flannel.agent ...``) runs inside its machine's network
+namespace, started by :meth:`labkit.cluster.ClusterNode.spawn_agent`. This module gives it:
+
+* :class:`GlogLogger`: log lines in glog's format, the one flanneld, felix and
+  kube-proxy print (``I1130 09:12:03.123456    4242 main.go:523] message``), on stderr;
+* :class:`Agent`: SIGTERM/SIGINT handling (a clean exit, kernel state left as the real
+  daemon leaves it), interruptible sleeps;
+* :class:`Reconciler`: the control loop: read the desired state, apply it whole, then
+  follow a watch and apply each change, with a full resync every ``resync`` seconds
+  (kube-proxy style: a missed event cannot leave stale state behind) and a ``tick``
+  for periodic work (lease renewal); a lost store is retried, and said so in the log;
+* kernel helpers that run the real tools in the agent's namespace (:func:`sh`,
+  :func:`ip_batch`, :func:`iptables_restore`, :func:`ip_json`), raising
+  :class:`AgentCommandFailed` with the command in the message.
+
+Nothing here talks to the lab's supervisor: an agent is just a process in a namespace,
+like the real daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from typing import Any, Callable, Generic, Iterable, Iterator, TextIO, TypeVar
+
+from ..errors import CommandFailed
+
+State = TypeVar("State")
+
+
+class AgentCommandFailed(CommandFailed):
+    """A kernel-programming command run by an agent failed; the message names it."""
+
+
+class GlogLogger:
+    """glog-formatted lines: ``Lmmdd hh:mm:ss.uuuuuu threadid file:line] msg``.
+
+    ``L`` is I (info), W (warning), E (error) or F (fatal). ``src`` is the file:line the
+    real daemon logs that message from (e.g. ``"main.go:523"``), so lines can be
+    compared with the real daemon's.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def _emit(self, level: str, msg: str, src: str) -> None:
+        now = datetime.now()
+        line = f"{level}{now:%m%d %H:%M:%S}.{now.microsecond:06d} {self.pid:>7} {src}] {msg}\n"
+        with self._lock:
+            stream = self.stream or sys.stderr
+            stream.write(line)
+            stream.flush()
+
+    def info(self, msg: str, src: str = "main.go:1") -> None:
+        self._emit("I", msg, src)
+
+    def warning(self, msg: str, src: str = "main.go:1") -> None:
+        self._emit("W", msg, src)
+
+    def error(self, msg: str, src: str = "main.go:1") -> None:
+        self._emit("E", msg, src)
+
+
+class Agent:
+    """The life of an agent process: stop on SIGTERM/SIGINT, sleep interruptibly.
+
+    Subclasses implement :meth:`run` and check :attr:`stopping` (or use :meth:`sleep`,
+    which returns False once the agent must stop).
+    """
+
+    def __init__(self, log: GlogLogger | None = None) -> None:
+        self.log = log or GlogLogger()
+        self.stop_event = threading.Event()
+        self.signal_name: str | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.stop_event.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``; False (at once) if the agent was asked to stop."""
+        return not self.stop_event.wait(max(0.0, seconds))
+
+    def run(self) -> int:  # pragma: no cover - implemented by each system
+        raise NotImplementedError
+
+    def main(self) -> int:
+        """Run, turning a signal into a clean exit status 0."""
+        try:
+            return self.run()
+        except KeyboardInterrupt:
+            return 0
+
+
+class Reconciler(Generic[State]):
+    """Read, apply, watch, apply; full resync every ``resync`` s; ``tick`` every ``tick_every``.
+
+    * ``snapshot() -> (state, revision)``: read the whole desired state;
+    * ``watch(revision, stop) -> iterator of events``: changes after ``revision``;
+    * ``sync(state)``: make the kernel match ``state`` (idempotent);
+    * ``handle(event) -> bool``: apply one change; return False to ask for a full
+      snapshot + sync instead (the default when ``handle`` is None);
+    * ``tick()``: periodic work (e.g. renew a lease), also called while the store is down;
+    * ``unreachable(exc, attempt)``: told each time the store cannot be reached.
+    """
+
+    def __init__(self, agent: Agent, *, snapshot: Callable[[], tuple[State, int]],
+                 watch: Callable[[int, threading.Event], Iterable[Any]],
+                 sync: Callable[[State], None], handle: Callable[[Any], bool] | None = None,
+                 resync: float = 30.0, tick: Callable[[], None] | None = None,
+                 tick_every: float = 1.0, retry: float = 1.0,
+                 unreachable: Callable[[Exception, int], None] | None = None) -> None:
+        self.agent = agent
+        self.snapshot, self.watch, self.sync, self.handle = snapshot, watch, sync, handle
+        self.resync, self.tick, self.tick_every, self.retry = resync, tick, tick_every, retry
+        self.unreachable = unreachable
+        self.events: "queue.Queue[Any]" = queue.Queue()
+        self._watch_stop: threading.Event | None = None
+
+    def _start_watch(self, revision: int) -> None:
+        self._stop_watch()
+        stop = self._watch_stop = threading.Event()
+
+        def follow() -> None:
+            try:
+                for event in self.watch(revision, stop):
+                    self.events.put(event)
+            except Exception as exc:  # noqa: BLE001 - handed to the loop, which resyncs
+                if not stop.is_set():
+                    self.events.put(exc)
+
+        threading.Thread(target=follow, name="watch", daemon=True).start()
+
+    def _stop_watch(self) -> None:
+        if self._watch_stop is not None:
+            self._watch_stop.set()
+            self._watch_stop = None
+
+    def _full(self) -> bool:
+        attempt = 0
+        while not self.agent.stopping:
+            try:
+                state, revision = self.snapshot()
+                self.sync(state)
+                self._start_watch(revision + 1)
+                return True
+            except ConnectionError as exc:
+                attempt += 1
+                if self.unreachable:
+                    self.unreachable(exc, attempt)
+                self._tick()
+                self.agent.sleep(self.retry)
+        return False
+
+    def _tick(self) -> None:
+        if self.tick is not None:
+            self.tick()
+
+    def run(self) -> None:
+        """Loop until the agent is asked to stop."""
+        if not self._full():
+            return
+        next_resync = time.monotonic() + self.resync
+        next_tick = time.monotonic() + self.tick_every
+        try:
+            while not self.agent.stopping:
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._tick()
+                    next_tick = now + self.tick_every
+                if now >= next_resync:
+                    if not self._full():
+                        return
+                    next_resync = time.monotonic() + self.resync
+                    continue
+                timeout = max(0.0, min(next_tick, next_resync) - now)
+                try:
+                    event = self.events.get(timeout=min(timeout, 0.5))
+                except queue.Empty:
+                    continue
+                if isinstance(event, Exception):
+                    if isinstance(event, ConnectionError) and self.unreachable:
+                        self.unreachable(event, 1)
+                    self.agent.sleep(self.retry if isinstance(event, ConnectionError) else 0)
+                    if not self._full():
+                        return
+                    next_resync = time.monotonic() + self.resync
+                    continue
+                if self.handle is None or not self.handle(event):
+                    if not self._full():
+                        return
+        finally:
+            self._stop_watch()
+
+
+# -- programming the kernel of the agent's own namespace ------------------------------------
+
+def sh(argv: list[str], *, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a tool (``ip``, ``bridge``, ``iptables`` ...) in this namespace.
+
+    With ``check``, a failure raises :class:`AgentCommandFailed` naming the command and
+    quoting the tool's own message.
+    """
+    try:
+        done = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise AgentCommandFailed(f"`{argv[0]}` is not installed", returncode=127, stdout="",
+                                 stderr="", obj=argv[0], op=" ".join(argv),
+                                 remedy="install it (labkit doctor lists the tools)") from None
+    if check and done.returncode != 0:
+        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        cmd = " ".join(argv) if input is None else f"{' '.join(argv)} <<< {input.strip()!r}"
+        raise AgentCommandFailed(f"`{cmd}` failed with status {done.returncode}"
+                                 + (f": {detail[-1]}" if detail else ""),
+                                 returncode=done.returncode, stdout=done.stdout,
+                                 stderr=done.stderr, obj=argv[0], op=cmd,
+                                 remedy="read the tool's message")
+    return done
+
+
+def ip_batch(lines: Iterable[str], *, force: bool = True) -> None:
+    """Several ``ip`` commands in one process: ``ip [-force] -batch -`` (one per line,
+    without the leading ``ip``). With ``force`` every line is tried and the first error
+    is raised at the end."""
+    text = "\n".join(lines)
+    if text:
+        sh(["ip", *(["-force"] if force else []), "-batch", "-"], input=text + "\n")
+
+
+def ip_json(*args: str) -> list[dict[str, Any]]:
+    """``ip -j ARGS`` (or ``bridge -j`` when the first argument is ``"bridge"``), parsed."""
+    argv = ["bridge", "-j", *args[1:]] if args and args[0] == "bridge" else ["ip", "-j", *args]
+    out = sh(argv).stdout.strip()
+    return json.loads(out) if out else []
+
+
+def iptables_restore(rules: str, *, table_flush: bool = False) -> None:
+    """Load rules with ``iptables-restore --noflush`` (``table_flush`` replaces whole tables)."""
+    sh(["iptables-restore", *([] if table_flush else ["--noflush"])], input=rules)
+
+
+def write_file(path: str, text: str, mode: int = 0o644) -> None:
+    """Write ``path`` atomically (a temporary file renamed into place), folders made."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def backoff(first: float = 0.5, most: float = 5.0) -> Iterator[float]:
+    """Delays for retries: ``first``, doubling, at most ``most``."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(most, delay * 2)
