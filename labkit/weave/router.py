@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from ..cluster.agent import AgentCommandFailed, ip_json, sh
 from . import ipam
 from .consts import BRIDGE, CONTROL_PORT, DOMAIN, HTTP_PORT, VNI, VXLAN_DEVICE, VXLAN_PORT
 
@@ -57,12 +58,9 @@ def log(level: str, message: str) -> None:
     print(f"{level}: {stamp} {message}", flush=True)
 
 
-def run(*argv: str, input: str | None = None) -> str:
-    """Run a kernel-programming command in this machine; errors name the command."""
-    done = subprocess.run(list(argv), capture_output=True, text=True, input=input)
-    if done.returncode != 0:
-        raise RuntimeError(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
-    return done.stdout
+def run(*argv: str) -> str:
+    """Run ``ip``/``bridge`` in this machine (errors name the command)."""
+    return sh(list(argv)).stdout
 
 
 class Connection:
@@ -134,7 +132,7 @@ class Router:
     # -- helpers -----------------------------------------------------------------------
 
     def _bridge_mac(self) -> str:
-        rows = json.loads(run("ip", "-j", "link", "show", BRIDGE) or "[]")
+        rows = ip_json("link", "show", BRIDGE)
         return str(rows[0]["address"]) if rows else ZERO_MAC
 
     def label(self, nickname: str | None = None) -> str:
@@ -165,7 +163,7 @@ class Router:
         """Full resync: one flood entry per connected peer, nothing else."""
         with self.lock:
             wanted = {p["address"] for p in self.peers.values() if p.get("connection")}
-        rows = json.loads(run("bridge", "-j", "fdb", "show", "dev", VXLAN_DEVICE) or "[]")
+        rows = ip_json("bridge", "fdb", "show", "dev", VXLAN_DEVICE)
         have = {r["dst"] for r in rows if r.get("mac") == ZERO_MAC and r.get("dst")}
         for dst in sorted(wanted - have):
             run("bridge", "fdb", "append", ZERO_MAC, "dev", VXLAN_DEVICE, "dst", dst)
@@ -175,11 +173,10 @@ class Router:
             log("INFO", f"fastdp ->[{dst}:{VXLAN_PORT}]: FDB entry removed (peer gone)")
 
     def clear_fdb(self) -> None:
-        rows = json.loads(run("bridge", "-j", "fdb", "show", "dev", VXLAN_DEVICE) or "[]")
+        rows = ip_json("bridge", "fdb", "show", "dev", VXLAN_DEVICE)
         for r in rows:
             if r.get("mac") == ZERO_MAC and r.get("dst"):
-                subprocess.run(["bridge", "fdb", "del", ZERO_MAC, "dev", VXLAN_DEVICE, "dst", r["dst"]],
-                               capture_output=True)
+                sh(["bridge", "fdb", "del", ZERO_MAC, "dev", VXLAN_DEVICE, "dst", r["dst"]], check=False)
 
     # -- weaveDNS ----------------------------------------------------------------------
 
@@ -352,8 +349,8 @@ class Router:
             try:
                 self.sync_fdb()
                 self.write_hosts()
-            except RuntimeError as exc:
-                log("ERRO", str(exc))
+            except AgentCommandFailed as exc:
+                log("ERRO", exc.message)
             self.changed.wait(GOSSIP_INTERVAL)
             self.changed.clear()
 
