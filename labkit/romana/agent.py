@@ -13,7 +13,7 @@ removed by hand comes back):
 * one route per other host, to its whole block, through its underlay address and
   no tunnel: ``ip route replace 10.1.0.0/16 via 192.168.99.102 dev eth1``;
 * one route per local endpoint: ``ip route replace 10.0.17.2/32 dev romanaXXXXXXX``
-  (routes the agent owns carry ``proto 99`` so it can find and prune them);
+  (routes the agent owns carry ``proto 77`` so it can find and prune them);
 * isolation in iptables: ``FORWARD -o romana+ -j ROMANA-FORWARD``; per local segment a
   chain ``ROMANA-T<t>-S<s>`` entered by a destination mask and accepting only sources
   of the same tenant and segment (``-s 10.0.17.0/255.0.255.0``), everything else to
@@ -36,7 +36,7 @@ from ..cluster.agent import Agent, AgentCommandFailed, ip_batch, ip_json, iptabl
 from .layout import Layout
 
 GATEWAY_DEVICE = "romana-gw"
-ROUTE_PROTO = "99"
+ROUTE_PROTO = "77"            # a number iproute2 has no name for: "proto 77"
 RESYNC_S = 5.0
 POLL_S = 0.3
 
@@ -58,7 +58,7 @@ def desired_rules(layout: Layout, endpoints: list[dict[str, Any]]) -> str:
     lines.append("-A ROMANA-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
     for t, s in segments:
         lines.append(f"-A ROMANA-FORWARD -d {layout.segment_match(t, s)} -j {chain_name(t, s)}")
-    lines.append('-A ROMANA-FORWARD -m comment --comment "romana: not an endpoint\'s segment" -j DROP')
+    lines.append('-A ROMANA-FORWARD -m comment --comment "romana: no segment of this host" -j DROP')
     for t, s in segments:
         lines.append(f"-A {chain_name(t, s)} -s {layout.segment_match(t, s)} -m comment "
                      f'--comment "romana: tenant {t} segment {s}" -j ACCEPT')

@@ -45,7 +45,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from ..cluster.agent import AgentCommandFailed, ip_json, sh
 from . import ipam
-from .consts import BRIDGE, CONTROL_PORT, DOMAIN, HTTP_PORT, VNI, VXLAN_DEVICE, VXLAN_PORT
+from .consts import BRIDGE, CONTROL_PORT, DOMAIN, HTTP_PORT, MTU, VNI, VXLAN_DEVICE, VXLAN_PORT
 
 GOSSIP_INTERVAL = 1.0
 PEER_TIMEOUT = 6.0
@@ -158,6 +158,8 @@ class Router:
             log("INFO", f"Using kernel VXLAN {VXLAN_DEVICE} (id {VNI}, UDP {VXLAN_PORT}) on the "
                         f"{BRIDGE} bridge: no openvswitch in this kernel, so no ODP datapath")
         run("ip", "link", "set", VXLAN_DEVICE, "master", BRIDGE, "up")
+        # set by hand, the bridge keeps 1376 whatever ports join (else it takes their minimum)
+        run("ip", "link", "set", BRIDGE, "mtu", str(MTU))
 
     def sync_fdb(self) -> None:
         """Full resync: one flood entry per connected peer, nothing else."""
