@@ -150,12 +150,15 @@ class ClusterNode:
         """Run ``python -m MODULE ARGS...`` in this machine, with the lab's Python.
 
         The agent is a lab process: it dies with the lab; stop it with ``.stop()``, read
-        what it logged with ``.stdout_text()`` / ``.stderr_text()``.
+        what it logged with ``.stdout_text()`` / ``.stderr_text()``. Its environment
+        names its machine: ``LABKIT_MACHINE`` and ``LABKIT_STATE_DIR`` (what
+        :func:`labkit.cluster.agent.machine_path` uses to find ``/run/...`` files).
         """
         if not isinstance(module, str) or not _MODULE.match(module):
             raise InvalidTopology(f"{module!r} is not a Python module name", obj=repr(module),
                                   op="spawn agent", remedy="e.g. 'labkit.flannel.agent'")
-        return self.node.spawn([sys.executable, "-m", module, *[str(a) for a in args]], env=env)
+        full = {"LABKIT_MACHINE": self.name, "LABKIT_STATE_DIR": self.state_dir, **(env or {})}
+        return self.node.spawn([sys.executable, "-m", module, *[str(a) for a in args]], env=full)
 
 
 class Cluster:

@@ -13,7 +13,8 @@ namespace, started by :meth:`labkit.cluster.ClusterNode.spawn_agent`. This modul
   (kube-proxy style: a missed event cannot leave stale state behind) and a ``tick``
   for periodic work (lease renewal); a lost store is retried, and said so in the log;
 * kernel helpers that run the real tools in the agent's namespace (:func:`sh`,
-  :func:`ip_batch`, :func:`iptables_restore`, :func:`ip_json`), raising
+  :func:`ip_batch`, :func:`iptables_restore`, :func:`ip_json`, :func:`write_file`,
+  :func:`machine_path` for the machine's own ``/run`` files), raising
   :class:`AgentCommandFailed` with the command in the message.
 
 Nothing here talks to the lab's supervisor: an agent is just a process in a namespace,
@@ -255,6 +256,14 @@ def ip_json(*args: str) -> list[dict[str, Any]]:
 def iptables_restore(rules: str, *, table_flush: bool = False) -> None:
     """Load rules with ``iptables-restore --noflush`` (``table_flush`` replaces whole tables)."""
     sh(["iptables-restore", *([] if table_flush else ["--noflush"])], input=rules)
+
+
+def machine_path(path: str) -> str:
+    """Where this machine's ``path`` (e.g. ``/run/flannel/subnet.env``) really is: under
+    ``$LABKIT_STATE_DIR`` (set by ``ClusterNode.spawn_agent``), or ``path`` itself when
+    the agent runs outside a cluster."""
+    root = os.environ.get("LABKIT_STATE_DIR", "")
+    return root + path if root and path.startswith("/") else path
 
 
 def write_file(path: str, text: str, mode: int = 0o644) -> None:

@@ -17,6 +17,7 @@ Run as::
         --remote 172.16.1.2 [--key 7] [--ttl 64] --device gretap0 --port packet:gretap0-pcap
     python -m labkit.tunnels.daemon --encap udp --local 172.16.1.1 --udp-port 8285 \\
         --peer 10.4.2.0/24=172.16.1.2 --device flannel0 --port tun:flannel0
+        [--peers-file FILE]     # SUBNET=HOST lines, re-read on SIGHUP
 
 It prints ``ready {json}`` once set up, ``counters {json}`` on SIGUSR1 and once more when
 it ends (SIGTERM or SIGINT; exit status 0). Counters: ``tx_packets``/``tx_bytes``
@@ -347,13 +348,30 @@ def build(args: argparse.Namespace, counters: memoryview):
                 counters[RXE] += e
 
     else:  # UDP encapsulation of IP packets, flannel's udp backend
-        table = []
-        for item in args.peer:
-            net, _, host = item.partition("=")
-            n4 = ipaddress.ip_network(net)
-            table.append((int(n4.network_address), int(n4.netmask), n4.prefixlen, host))
-        table.sort(key=lambda row: -row[2])
+        table: list[tuple[int, int, int, str]] = []
         cache: dict[int, object] = {}  # inner destination address -> (host, port) or None
+
+        def load_table(*_: object) -> None:
+            """The subnet table from --peer, plus --peers-file (re-read on SIGHUP)."""
+            items = list(args.peer)
+            if args.peers_file:
+                try:
+                    with open(args.peers_file) as f:
+                        items += [line.strip() for line in f if line.strip()]
+                except OSError:
+                    pass
+            rows = []
+            for item in items:
+                net, _, host = item.partition("=")
+                n4 = ipaddress.ip_network(net)
+                rows.append((int(n4.network_address), int(n4.netmask), n4.prefixlen, host))
+            rows.sort(key=lambda row: -row[2])
+            table[:] = rows
+            cache.clear()
+
+        load_table()
+        if args.peers_file:
+            signal.signal(signal.SIGHUP, load_table)
         cached, MISS = cache.get, object()
         dst_of = struct.Struct("!I").unpack_from
         udp_port = args.udp_port
@@ -456,6 +474,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--udp-port", type=int, default=8285)
     ap.add_argument("--peer", action="append", default=[],
                     help="UDP: SUBNET=HOST, e.g. 10.4.2.0/24=172.16.1.2 (repeatable)")
+    ap.add_argument("--peers-file", default="",
+                    help="UDP: a file of SUBNET=HOST lines, read at start and again on SIGHUP "
+                         "(how flanneld's udp backend learns of new leases)")
     ap.add_argument("--workers", choices=("1", "2"), default="1",
                     help="processes: 1 (default), or 2, one each way (slower on 2 CPUs shared "
                          "with the traffic's own processes: measured in bench/tunnels.py)")

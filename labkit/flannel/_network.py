@@ -1,0 +1,253 @@
+"""The notebook's handle on a flannel network: config in etcd, one agent per node, views.
+
+Everything here acts through the real tools in the lab's machines (``etcdctl`` in the
+store machine, ``cat`` of a machine's ``subnet.env``, the kernel's routes); the agents
+themselves are :mod:`labkit.flannel.agent` processes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ..errors import CommandTimeout, InvalidTopology, NotFound
+from .config import ConfigError, parse_config, parse_subnet_env, parse_subnet_key
+
+if TYPE_CHECKING:
+    from ..node import Node
+    from ..process import Process
+    from ..cluster import Cluster, ClusterNode
+    from ..cluster.etcd import Etcd
+
+SUBNET_FILE = "/run/flannel/subnet.env"
+
+
+class Flannel:
+    """Flannel on a :class:`~labkit.cluster.Cluster`::
+
+        flannel = Flannel(cluster, prefix="/docker-test/network")
+        flannel.configure("10.4.0.0/16", backend="vxlan")   # etcdctl put PREFIX/config '{...}'
+        flannel.start_all(ttl=5)                             # flanneld -iface=eth1 ... on each node
+        flannel.wait_converged()
+        flannel.leases()                                     # etcdctl get --prefix PREFIX/subnets
+
+    ``api=2`` uses etcd's v2 keyspace (``etcdctl set``) as the seed's 2017 flannel did.
+    """
+
+    def __init__(self, cluster: "Cluster", *, prefix: str = "/coreos.com/network", api: int = 3) -> None:
+        if api not in (2, 3):
+            raise InvalidTopology(f"etcd API {api!r} is not known", obj=str(api), op="create flannel",
+                                  remedy="use api=3 (flannel >= 0.18) or api=2 (the 2017 keyspace)")
+        if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/") or " " in prefix:
+            raise InvalidTopology(f"etcd prefix {prefix!r} is not a key path", obj=repr(prefix),
+                                  op="create flannel", remedy="e.g. '/coreos.com/network'")
+        self.cluster = cluster
+        self.prefix = prefix
+        self.api = api
+        self.agents: dict[str, "Process"] = {}
+
+    def __repr__(self) -> str:
+        return f"<Flannel {self.prefix} (etcd v{self.api}) agents: {', '.join(self.running()) or 'none'}>"
+
+    @property
+    def etcd(self) -> "Etcd":
+        if self.cluster.etcd is None or not self.cluster.etcd.running:
+            raise InvalidTopology("etcd is not running in this cluster", op="use flannel",
+                                  remedy="start it first: cluster.start_etcd()")
+        return self.cluster.etcd
+
+    # -- the config ---------------------------------------------------------------------
+
+    @staticmethod
+    def config_json(network: str = "10.4.0.0/16", *, subnet_len: int = 24, backend: str = "vxlan",
+                    **backend_options: Any) -> str:
+        """The JSON flanneld reads from ``PREFIX/config``, checked as flanneld checks it."""
+        data: dict[str, Any] = {"Network": network, "SubnetLen": subnet_len,
+                                "Backend": {"Type": backend, **backend_options}}
+        text = json.dumps(data)
+        try:
+            parse_config(text)
+        except ConfigError as exc:
+            raise InvalidTopology(f"flannel config {text}: {exc}", obj=text, op="configure flannel",
+                                  remedy="fix the value named above") from None
+        return text
+
+    def configure(self, network: str = "10.4.0.0/16", *, subnet_len: int = 24, backend: str = "vxlan",
+                  raw: str | None = None, **backend_options: Any) -> str:
+        """Write ``PREFIX/config`` with the real etcdctl (``put`` for v3, ``set`` for v2).
+
+        ``raw`` writes a text as it is, unchecked (to see how flanneld takes a mistake).
+        """
+        text = raw if raw is not None else self.config_json(network, subnet_len=subnet_len,
+                                                             backend=backend, **backend_options)
+        verb = "put" if self.api == 3 else "set"
+        self.etcd.etcdctl(self.etcd.machine, verb, f"{self.prefix}/config", text, api=self.api, check=True)
+        return text
+
+    # -- agents -------------------------------------------------------------------------
+
+    def args(self, machine: "ClusterNode", *, ttl: float | None = None, renew_margin: str | None = None,
+             ip_masq: bool = False, resync: float | None = None, iface: str | None = None) -> list[str]:
+        """The agent's command line, flanneld style."""
+        out = [f"-etcd-endpoints={self.etcd.endpoint}", f"-iface={iface or machine.nic}",
+               f"-etcd-prefix={self.prefix}", f"-etcd-api={self.api}"]
+        if ttl is not None:
+            out.append(f"-subnet-lease-ttl={ttl:g}s")
+        if renew_margin is not None:
+            out.append(f"-subnet-lease-renew-margin={renew_margin}")
+        if resync is not None:
+            out.append(f"-resync-period={resync:g}s")
+        if ip_masq:
+            out.append("-ip-masq")
+        return out
+
+    def start(self, node: "str | ClusterNode", **options: Any) -> "Process":
+        """Start flanneld on one node (``flanneld -etcd-endpoints=... -iface=eth1 -etcd-prefix=...``).
+
+        Options: ``ttl`` (seconds; flanneld's is 24 h), ``renew_margin`` (e.g. ``"2s"``),
+        ``ip_masq``, ``resync`` (seconds), ``iface``. A running agent is left as it is.
+        """
+        machine = self.cluster.node(node)
+        current = self.agents.get(machine.name)
+        if current is not None and current.running:
+            return current
+        proc = machine.spawn_agent("labkit.flannel.agent", *self.args(machine, **options))
+        self.agents[machine.name] = proc
+        return proc
+
+    def start_all(self, nodes: Iterable[str] | None = None, **options: Any) -> list["Process"]:
+        names = list(nodes) if nodes is not None else [m.name for m in self.cluster.nodes]
+        return [self.start(n, **options) for n in names]
+
+    def stop(self, node: "str | ClusterNode") -> int | None:
+        """Stop one agent (SIGTERM, as ``systemctl stop flanneld``); its lease stays until it expires."""
+        proc = self.agents.get(self.cluster.node(node).name)
+        return None if proc is None else proc.stop()
+
+    def running(self) -> list[str]:
+        return [name for name, proc in self.agents.items() if proc.running]
+
+    def log(self, node: "str | ClusterNode") -> str:
+        """What flanneld printed on ``node`` (glog lines)."""
+        proc = self.agents.get(self.cluster.node(node).name)
+        if proc is None:
+            raise NotFound(f"no flanneld was started on {node!r}", obj=str(node), op="read flannel log",
+                           remedy="start it with flannel.start(node)")
+        return proc.stderr_text() + proc.stdout_text()
+
+    # -- views ----------------------------------------------------------------------------
+
+    def leases(self) -> list[dict[str, Any]]:
+        """The leases in etcd, one row each: subnet, PublicIP, backend, VtepMAC (and, with
+        v3, the etcd lease ID and its seconds left). ``etcdctl get --prefix PREFIX/subnets``."""
+        rows = []
+        if self.api == 3:
+            for kv in self.etcd.kvs(f"{self.prefix}/subnets/"):
+                rows.append(self._row(kv["key"], kv["value"], kv["lease"]))
+        else:
+            for key, value in self.etcd.get_v2(f"{self.prefix}/subnets").items():
+                rows.append(self._row(key, value, 0))
+        return sorted(rows, key=lambda r: ipaddress.ip_network(r["subnet"]))
+
+    def _row(self, key: str, value: str, lease: int) -> dict[str, Any]:
+        subnet = parse_subnet_key(key)
+        try:
+            data = json.loads(value)
+        except ValueError:
+            data = {}
+        row = {"subnet": str(subnet), "PublicIP": data.get("PublicIP"),
+               "BackendType": data.get("BackendType"),
+               "VtepMAC": (data.get("BackendData") or {}).get("VtepMAC")}
+        if self.api == 3:
+            row["lease"] = format(lease, "x")
+            row["ttl"] = self.etcd.lease_ttl(lease) if lease else None
+        return row
+
+    def subnet_env(self, node: "str | ClusterNode") -> dict[str, str]:
+        """``cat /run/flannel/subnet.env`` on ``node``, as a dict ({} if not written yet)."""
+        text = self.cluster.node(node).read_text(SUBNET_FILE)
+        return parse_subnet_env(text) if text else {}
+
+    def wait_for_lease(self, node: "str | ClusterNode", timeout: float = 30.0) -> dict[str, str]:
+        """Wait until flanneld on ``node`` has written its subnet.env; return it."""
+        end = time.monotonic() + timeout
+        machine = self.cluster.node(node)
+        while True:
+            env = self.subnet_env(machine)
+            if env.get("FLANNEL_SUBNET"):
+                return env
+            proc = self.agents.get(machine.name)
+            if time.monotonic() > end or (proc is not None and not proc.running):
+                log = self.log(machine)[-600:] if proc is not None else ""
+                raise CommandTimeout(f"flanneld on {machine.name} wrote no subnet.env within {timeout} s; "
+                                     f"its log ends: {log}", obj=machine.name, op="wait for lease",
+                                     remedy="read flannel.log(node): the E lines say what is missing")
+            time.sleep(0.1)
+
+    def routes_to_others(self, node: "str | ClusterNode") -> dict[str, str]:
+        """The routes flanneld installed on ``node``: {destination: device} for destinations
+        inside the flannel network (``ip route``)."""
+        machine = self.cluster.node(node)
+        env = self.subnet_env(machine)
+        if not env:
+            return {}
+        network = ipaddress.ip_network(env["FLANNEL_NETWORK"])
+        out = {}
+        for r in machine.routes("inet"):
+            if r.dst in ("default", None) or not r.dev:
+                continue
+            dst = ipaddress.ip_network(r.dst, strict=False)
+            if dst.subnet_of(network) and r.dev in ("flannel.1", "flannel0", machine.nic) or dst == network:
+                out[str(dst)] = r.dev
+        return out
+
+    def converged(self) -> bool:
+        """Every running agent has written subnet.env and has a route for every other lease."""
+        names = self.running()
+        envs = {n: self.subnet_env(n) for n in names}
+        if not all(e.get("FLANNEL_SUBNET") for e in envs.values()):
+            return False
+        subnets = {n: str(ipaddress.ip_network(e["FLANNEL_SUBNET"], strict=False)) for n, e in envs.items()}
+        for n in names:
+            routes = self.routes_to_others(n)
+            network = envs[n]["FLANNEL_NETWORK"]
+            if routes.get(network) == "flannel0":  # udp: one route to the whole network
+                continue
+            if any(subnets[o] not in routes for o in names if o != n):
+                return False
+        return True
+
+    def wait_converged(self, timeout: float = 60.0) -> None:
+        """Wait until :meth:`converged` (every node routes to every other node's subnet)."""
+        end = time.monotonic() + timeout
+        while not self.converged():
+            if time.monotonic() > end:
+                raise CommandTimeout(f"flannel did not converge within {timeout} s "
+                                     f"(agents running: {self.running()})", op="wait for flannel",
+                                     remedy="read flannel.log(node) for each node")
+            time.sleep(0.1)
+
+    def docker_bridge(self, node: "str | ClusterNode", name: str = "docker0") -> str:
+        """Configure ``node``'s container bridge from its subnet.env, as Docker is started
+        with ``dockerd --bip=$FLANNEL_SUBNET --mtu=$FLANNEL_MTU``; returns the bridge address.
+
+        An existing bridge of that name is given the new address and MTU (its old addresses go).
+        """
+        machine = self.cluster.node(node)
+        env = self.subnet_env(machine)
+        if not env:
+            raise NotFound(f"{machine.name} has no {SUBNET_FILE} yet", obj=machine.name,
+                           op="configure docker bridge", remedy="start flanneld there and wait for its lease")
+        bip, mtu = env["FLANNEL_SUBNET"], int(env["FLANNEL_MTU"])
+        if any(i.ifname == name for i in machine.interfaces()):
+            for a in machine.addresses(name):
+                if a.family == "inet" and a.cidr != bip:
+                    machine.del_address(name, a.cidr)
+            machine.set_link(name, mtu=mtu)
+            if bip not in [a.cidr for a in machine.addresses(name)]:
+                machine.add_address(name, bip)
+        else:
+            machine.add_bridge(name, address=bip, mtu=mtu)
+        return bip
