@@ -38,6 +38,15 @@ def test_first_peer_owns_the_range_and_donates_halves() -> None:
     assert ipam.donate([N("10.32.0.0/29")], ["10.32.0.1", "10.32.0.5"]) is None
 
 
+def test_space_inside_a_subnet_is_donated_by_its_owner() -> None:
+    gift, kept = ipam.donate_within([N("10.32.0.0/13")], [], N("10.32.2.0/24"))
+    assert gift == N("10.32.2.0/24")
+    assert N("10.32.2.0/24") not in kept and sum(b.num_addresses for b in kept) == 2 ** 19 - 256
+    gift, _ = ipam.donate_within([N("10.32.0.0/13")], ["10.32.2.1"], N("10.32.2.0/24"))
+    assert gift == N("10.32.2.128/25")
+    assert ipam.donate_within([N("10.40.0.0/13")], [], N("10.32.2.0/24")) is None
+
+
 def test_allocation_skips_network_and_broadcast_and_stays_in_owned_blocks() -> None:
     owned = [N("10.32.0.0/13")]
     assert str(ipam.allocate(N("10.32.0.0/12"), owned, [])) == "10.32.0.1"
@@ -140,11 +149,14 @@ def test_weavedns_answers_names_and_nxdomain(net: Weave) -> None:
 def test_weave_cidr_isolates_by_subnet_only(net: Weave) -> None:
     lab = net.cluster.lab
     iso1 = net.run("node1", "iso1", cidr="net:10.32.2.0/24")
-    iso3 = net.run("node3", "iso3", cidr="ip:10.32.2.30/24")
+    iso3 = net.run("node3", "iso3", cidr="net:10.32.2.0/24")   # node3 owns none of it: asks node1
+    iso2 = net.run("node2", "iso2", cidr="ip:10.32.2.30/24")
     try:
         assert net.address(iso1) == "10.32.2.1"
+        assert ipaddress.IPv4Address(net.address(iso3)) in ipaddress.IPv4Network("10.32.2.0/24")
         assert not iso1.ping(net.address(lab["bbox1"]), count=1, wait=0.5).received
-        assert iso1.ping("10.32.2.30", count=1).received        # same subnet, other machine
+        assert iso1.ping(net.address(iso3), count=1).received        # same subnet, other machine
+        assert iso3.ping("10.32.2.30", count=1).received
         # no rule enforces it: nothing in any machine's ruleset names the subnet ...
         for machine in net.cluster.nodes:
             assert "10.32.2." not in machine.node.run(["iptables-save"]).stdout
@@ -152,7 +164,7 @@ def test_weave_cidr_isolates_by_subnet_only(net: Weave) -> None:
         iso1.add_route("10.32.0.0/12", dev="ethwe")
         assert iso1.ping(net.address(lab["bbox1"]), count=1).received
     finally:
-        for c in (iso1, iso3):
+        for c in (iso1, iso2, iso3):
             net.remove(c)
 
 

@@ -125,6 +125,24 @@ def donate(owned: list[Net], allocated: Iterable[str]) -> tuple[Net, list[Net]] 
     return None
 
 
+def donate_within(owned: list[Net], allocated: Iterable[str], subnet: Net) -> tuple[Net, list[Net]] | None:
+    """Give away the largest free block inside ``subnet`` (for a peer asked for an address
+    of a subnet it owns nothing of, ``WEAVE_CIDR=net:...``). Returns ``(donated block,
+    blocks kept)`` or ``None`` if every candidate holds an allocation."""
+    used = [ipaddress.IPv4Address(a) for a in allocated]
+    for block in sorted(owned):
+        if not block.overlaps(subnet):
+            continue
+        target = subnet if subnet.subnet_of(block) else block
+        for prefix in range(target.prefixlen, MIN_DONATION_PREFIX + 1):
+            for gift in target.subnets(new_prefix=prefix):
+                if not any(ip in gift for ip in used):
+                    rest = [] if gift == block else list(block.address_exclude(gift))
+                    kept = [b for b in owned if b != block] + rest
+                    return gift, sorted(ipaddress.collapse_addresses(kept))
+    return None
+
+
 def allocate(subnet: Net, owned: Iterable[Net], allocated: Iterable[str]) -> ipaddress.IPv4Address | None:
     """The first free address of ``subnet`` inside the owned blocks (skipping the subnet's
     network and broadcast addresses), or ``None`` if this peer has none to give."""

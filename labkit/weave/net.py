@@ -292,6 +292,16 @@ class Weave:
         fqdn = name if name.endswith(DOMAIN) else f"{name}.{DOMAIN}"
         return container.run(["busybox", "nslookup", fqdn, server or str(self.docker_bridge.ip)])
 
+    def dns_add(self, which: "str | ClusterNode", name: str, ip: str) -> None:
+        """``weave dns-add IP -h NAME.weave.local`` on a machine: one more name, gossiped to
+        every peer's weaveDNS."""
+        _check_name(name)
+        self.router(which).call("dns-add", name, str(validate.address(ip)))
+
+    def dns_remove(self, which: "str | ClusterNode", name: str) -> None:
+        """``weave dns-remove -h NAME.weave.local`` on the machine that added it."""
+        self.router(which).call("dns-remove", name)
+
     def resolve(self, container: "Node", name: str) -> str | None:
         """The address weaveDNS gives for ``name`` (None for NXDOMAIN)."""
         out = self.lookup(container, name).stdout

@@ -122,6 +122,8 @@ class Router:
         # IPAM: the blocks I own; my allocations (ip -> container id)
         self.owned: list[ipam.Net] = [] if self.targets else [self.range]
         self.allocations: dict[str, str] = {}
+        self.request_id = 0
+        self.waiting: dict[int, threading.Event] = {}
         # weaveDNS: my own records (fqdn -> ip); peers' records by peer nickname
         self.records: dict[str, str] = {}
         # peers: nickname -> {"name", "address", "owned", "records", "connection"}
@@ -309,9 +311,21 @@ class Router:
         kind = message.get("type")
         with self.lock:
             if kind == "donate":
-                block = ipam.allocation_range(message["block"])
-                self.owned = sorted(self.owned + [block])
-                log("INFO", f"[allocator {self.label()}]: received {block} from {self.label(nick)}")
+                if message.get("block"):
+                    block = ipam.allocation_range(message["block"])
+                    self.owned = sorted(self.owned + [block])
+                    log("INFO", f"[allocator {self.label()}]: received {block} from {self.label(nick)}")
+                waiter = self.waiting.get(message.get("reply_to", -1))
+                if waiter is not None:
+                    waiter.set()
+            elif kind == "space_request":
+                subnet = ipaddress.IPv4Network(message["subnet"])
+                gift = ipam.donate_within(self.owned, self.allocations, subnet)
+                block = None
+                if gift is not None:
+                    block, self.owned = str(gift[0]), gift[1]
+                    log("INFO", f"[allocator {self.label()}]: donating {block} to {self.label(nick)}")
+                conn.send({"type": "donate", "block": block, "reply_to": message.get("id")})
             elif kind == "gossip":
                 peer = self.peers.setdefault(nick, {})
                 peer["owned"] = message.get("owned", [])
@@ -385,6 +399,8 @@ class Router:
                             and ipaddress.IPv4Address(ip) in req.subnet]
                     found = ipaddress.IPv4Address(mine[0]) if mine else \
                         ipam.allocate(req.subnet, self.owned, self.allocations)
+                    if found is None and self.ask_for_space(req.subnet):
+                        found = ipam.allocate(req.subnet, self.owned, self.allocations)
                     if found is None:
                         owners = {n: p.get("owned") for n, p in self.peers.items() if p.get("owned")}
                         raise LookupError(f"peer {self.nickname} owns no free address in {req.subnet} "
@@ -396,6 +412,28 @@ class Router:
         log("INFO", f"[allocator {self.label()}]: allocated {', '.join(given)} for {container}")
         self.changed.set()
         return given
+
+    def ask_for_space(self, subnet: ipam.Net) -> bool:
+        """Ask each connected peer owning part of ``subnet`` to donate some of it; True once
+        a block arrived. (Called with ``self.lock`` held: it is released while waiting.)"""
+        candidates = [(n, p["connection"]) for n, p in self.peers.items() if p.get("connection")
+                      and any(ipaddress.IPv4Network(b).overlaps(subnet) for b in p.get("owned", []))]
+        for nick, conn in candidates:
+            self.request_id += 1
+            rid = self.request_id
+            waiter = threading.Event()
+            self.waiting[rid] = waiter
+            conn.send({"type": "space_request", "subnet": str(subnet), "id": rid})
+            log("INFO", f"[allocator {self.label()}]: asking {self.label(nick)} for space in {subnet}")
+            self.lock.release()
+            try:
+                waiter.wait(5.0)
+            finally:
+                self.lock.acquire()
+                self.waiting.pop(rid, None)
+            if any(b.overlaps(subnet) for b in self.owned):
+                return True
+        return False
 
     def release(self, container: str) -> list[str]:
         with self.lock:
