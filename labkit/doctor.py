@@ -88,9 +88,14 @@ TOOLS = [
     ("tcpdump", "reading captures on the command line (labkit captures without it)", "tcpdump", False),
     ("tshark", "dissecting captures like Wireshark", "tshark", False),
     ("iperf3", "throughput measurements", "iperf3", False),
-    ("etcd", "the Flannel and Docker overlay key-value store", "etcd-server", False),
-    ("bird", "Calico-style BGP routing", "bird2", False),
     ("dockerd", "the Docker engine lessons", "docker.io", False),
+    # the orchestrator lessons' real daemons and tools: optional, each names its lesson
+    ("etcd", "lesson 30 (Flannel): the real etcd holding the network config and leases", "etcd-server", False),
+    ("etcdctl", "lesson 30 (Flannel): etcdctl set/get/watch from the nodes", "etcd-client", False),
+    ("bird", "lesson 31 (Calico): BGP between hosts with BIRD 1.6", "bird", False),
+    ("birdc", "lesson 31 (Calico): birdc show protocols / show route", "bird", False),
+    ("dnsmasq", "lesson 32 (Weave): weaveDNS answering NAME.weave.local", "dnsmasq-base", False),
+    ("conntrack", "lessons 40-41 (Kubernetes Services): the connection-tracking table", "conntrack", False),
 ]
 CNI_DIRS = ["/usr/lib/cni", "/opt/cni/bin"]
 
@@ -182,10 +187,28 @@ def _tool_checks() -> list[Check]:
                             essential=essential))
     cni = next((d for d in CNI_DIRS if os.path.exists(os.path.join(d, "bridge"))), None)
     checks.append(Check("CNI plugins", cni is not None, cni or "not installed",
-                        disables="calling the reference CNI plugins in the Kubernetes lessons",
+                        disables="lesson 40 (Kubernetes pods and CNI): the reference CNI plugins",
                         remedy="apt-get install containernetworking-plugins"))
     checks.append(_docker_check())
     return checks
+
+
+def _etcd_check(mode: str) -> Check:
+    """Start the real etcd in a throwaway cluster, as lesson 30 does."""
+    from .cluster import Cluster
+    from .lab import Lab
+
+    try:
+        with Lab("doctor", mode=mode) as lab:
+            etcd = Cluster(lab, nodes=["node1"]).start_etcd(v2=True)
+            version = etcd.etcdctl("node1", "version").stdout.split("\n")[0].strip()
+            detail = f"starts in a lab with the v2 and v3 APIs ({version})"
+            ok = True
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        ok, detail = False, str(exc)[-300:]
+    return Check("etcd in a lab", ok, detail,
+                 disables="lesson 30 (Flannel) and every lesson that keeps state in etcd",
+                 remedy="apt-get install etcd-server etcd-client, then run labkit doctor again")
 
 
 def _docker_check() -> Check:
@@ -213,6 +236,8 @@ def run() -> Report:
     report = Report(best or "none", mode_checks)
     if best is not None:
         report.checks += _device_checks(best)
+        if shutil.which("etcd"):
+            report.checks.append(_etcd_check(best))
     report.checks += _tool_checks()
     return report
 

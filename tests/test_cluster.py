@@ -267,3 +267,15 @@ def test_cluster_suite_as_an_unprivileged_user() -> None:
     tail = (out.stdout + out.stderr)[-3000:]
     assert out.returncode == 0, tail
     assert " passed" in out.stdout and "failed" not in out.stdout, tail
+
+
+def test_doctor_reports_etcd_and_the_orchestrator_tools() -> None:
+    from labkit import doctor
+
+    checks = {c.name: c for c in doctor.run().checks}
+    assert checks["etcd in a lab"].ok and "v2 and v3" in checks["etcd in a lab"].detail
+    for tool, lesson in (("etcdctl", "lesson 30"), ("bird", "lesson 31"), ("dnsmasq", "lesson 32"),
+                         ("conntrack", "lessons 40-41")):
+        check = checks[f"tool {tool}"]
+        assert lesson in check.disables and not check.essential
+    assert "lesson 40" in checks["CNI plugins"].disables

@@ -33,8 +33,10 @@ nic="eth1", mtu=1500, switch="underlay")``
     (all pings in parallel).
 
 :class:`ClusterNode`
-    ``name``, ``node`` (the labkit Node; its methods also work on the ClusterNode:
-    ``run``, ``ping``, ``routes``, ``capture`` ...), ``ip``, ``nic``, ``role``
+    A subclass of :class:`labkit.Node`: it *is* the lab's node for that machine
+    (``lab.nodes[name]``), so every Node method (``run``, ``ping``, ``routes``,
+    ``capture`` ...) and every API taking a node accept it; ``node`` returns itself.
+    ``name``, ``ip``, ``nic``, ``role``
     (``"store"``/``"worker"``), ``cluster``, ``containers``, ``state_dir``;
     ``path("/run/flannel/subnet.env") -> str`` (the real path of that machine's file),
     ``read_text(path) -> str | None``, ``write_text(path, text) -> str``,

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .. import validate
 from ..errors import DuplicateName, InvalidAddress, InvalidTopology, NotFound
+from ..node import Node
 from .etcd import Etcd
 
 if TYPE_CHECKING:
     from ..lab import Lab
-    from ..node import Node
     from ..process import Process
     from ..results import CommandResult
 
@@ -38,30 +38,30 @@ STORE_OFFSET = 100   # host .100, node1 .101, node2 .102 ... as in seed 001
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-class ClusterNode:
+class ClusterNode(Node):
     """One machine of a :class:`Cluster`: a router node with an underlay address.
 
-    The usual :class:`~labkit.Node` methods (``run``, ``ping``, ``routes``, ``capture``,
-    ``add_route`` ...) work on it directly; :attr:`node` is the Node itself.
+    It *is* the lab's :class:`~labkit.Node` for that machine (``lab.nodes[name]`` is this
+    object), so every Node method and every API taking a node accept it; :attr:`node`
+    returns itself, for symmetry with plain code that wants "the Node".
     """
 
-    def __init__(self, cluster: "Cluster", node: "Node", ip: str, nic: str, role: str) -> None:
+    def __init__(self, cluster: "Cluster", node: Node, ip: str, nic: str, role: str) -> None:
+        self.__dict__.update(node.__dict__)   # take over the Node's state (name, claimed names)
+        node.lab.nodes[node.name] = self
         self.cluster = cluster
-        self.node = node
-        self.name = node.name
         self.ip = ip
         self.nic = nic
         self.role = role
         self.state_dir = f"{cluster.state_root}/{node.name}"
-        self.containers: list["Node"] = []
+        self.containers: list[Node] = []
+
+    @property
+    def node(self) -> "ClusterNode":
+        return self
 
     def __repr__(self) -> str:
         return f"<ClusterNode {self.name} {self.ip} ({self.role})>"
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("_") or attr in ("node", "cluster"):
-            raise AttributeError(attr)
-        return getattr(self.node, attr)
 
     # -- files the real system keeps on this machine ---------------------------------
 
@@ -82,26 +82,26 @@ class ClusterNode:
 
     def read_text(self, path: str) -> str | None:
         """The content of this machine's ``path`` (``cat PATH``), or None if it does not exist."""
-        result = self.node.run(["cat", self.path(path)])
+        result = self.run(["cat", self.path(path)])
         return result.stdout if result.ok else None
 
     def write_text(self, path: str, text: str) -> str:
         """Write this machine's ``path`` (folders made as needed); returns the real path."""
         real = self.path(path)
-        self.node.run(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh", real],
+        self.run(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh", real],
                       input=text, check=True)
         return real
 
     # -- containers ---------------------------------------------------------------------
 
-    def add_bridge(self, name: str = "docker0", address: str | None = None,
-                   mtu: int | None = None) -> str:
+    def add_bridge(self, name: str = "docker0", *, address: str | None = None,
+                   mtu: int | None = None, mac: str | None = None, up: bool = True) -> str:
         """A container bridge on this machine, as ``dockerd --bip=ADDRESS --mtu=MTU`` makes.
 
         ``ip link add docker0 type bridge; ip addr add ADDRESS dev docker0; ip link set
         docker0 [mtu MTU] up``
         """
-        return self.node.add_bridge(name, address=address, mtu=mtu)
+        return super().add_bridge(name, address=address, mtu=mtu, mac=mac, up=up)
 
     def add_container(self, name: str, *, address: str, bridge: str = "docker0",
                       gateway: str | None = None, mtu: int | None = None) -> "Node":
@@ -120,13 +120,13 @@ class ClusterNode:
         lab = self.cluster.lab
         validate.new_node(name, "host", lab.nodes, lab.name)
         iface = validate.interface_address(address)
-        bridge_if = self.node.interface(bridge)
+        bridge_if = self.interface(bridge)
         if bridge_if.kind != "bridge":
             raise InvalidTopology(f"{self.name}:{bridge} is a {bridge_if.kind or 'plain'} device, "
                                   "not a bridge", obj=f"{self.name}:{bridge}", op="add container",
                                   remedy="give the name of a bridge made with add_bridge()")
         if gateway is None:
-            found = [a.local for a in self.node.addresses(bridge) if a.family == "inet"
+            found = [a.local for a in self.addresses(bridge) if a.family == "inet"
                      and iface.ip in ipaddress.ip_network(f"{a.local}/{a.prefixlen}", strict=False)]
             gateway = found[0] if found else None
         if mtu is None:
@@ -134,7 +134,7 @@ class ClusterNode:
         host_side = "veth" + hashlib.sha1(f"{lab.name}/{name}".encode()).hexdigest()[:7]
         container = lab.add_host(name)
         try:
-            lab.link(container, self.node, names=("eth0", host_side), bridges=(None, bridge), mtu=mtu)
+            lab.link(container, self, names=("eth0", host_side), bridges=(None, bridge), mtu=mtu)
             container.add_address("eth0", str(iface))
             if gateway is not None:
                 container.add_route("default", via=gateway)
@@ -158,7 +158,7 @@ class ClusterNode:
             raise InvalidTopology(f"{module!r} is not a Python module name", obj=repr(module),
                                   op="spawn agent", remedy="e.g. 'labkit.flannel.agent'")
         full = {"LABKIT_MACHINE": self.name, "LABKIT_STATE_DIR": self.state_dir, **(env or {})}
-        return self.node.spawn([sys.executable, "-m", module, *[str(a) for a in args]], env=full)
+        return self.spawn([sys.executable, "-m", module, *[str(a) for a in args]], env=full)
 
 
 class Cluster:

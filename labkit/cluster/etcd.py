@@ -519,8 +519,7 @@ class Etcd:
         if api not in (2, 3):
             raise StoreError(f"etcdctl API {api!r} is not known", obj=str(api), op="etcdctl",
                              remedy="use api=2 (etcdctl set/ls) or api=3 (etcdctl put/get)")
-        machine = self.cluster.node(node) if not hasattr(node, "run") or isinstance(node, str) \
-            else node
+        machine = self.cluster.node(node) if isinstance(node, str) else node
         argv = ["etcdctl", "--endpoints", self.endpoint, *[str(a) for a in args]]
         return machine.run(argv, env={"ETCDCTL_API": str(api)}, input=input, check=check,
                            timeout=timeout)
