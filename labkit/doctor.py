@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 from dataclasses import asdict, dataclass, field
 from html import escape
 from typing import Callable
@@ -189,6 +190,7 @@ def _tool_checks() -> list[Check]:
     checks.append(Check("CNI plugins", cni is not None, cni or "not installed",
                         disables="lesson 40 (Kubernetes pods and CNI): the reference CNI plugins",
                         remedy="apt-get install containernetworking-plugins"))
+    checks.append(_bird_check())
     checks.append(_docker_check())
     return checks
 
@@ -209,6 +211,26 @@ def _etcd_check(mode: str) -> Check:
     return Check("etcd in a lab", ok, detail,
                  disables="lesson 30 (Flannel) and every lesson that keeps state in etcd",
                  remedy="apt-get install etcd-server etcd-client, then run labkit doctor again")
+
+
+def _bird_check() -> Check:
+    """Which BIRD is installed: Calico's confd writes BIRD 1.x syntax (Debian's ``bird``);
+    ``bird2`` (BIRD 2.x, which conflicts with it) would refuse those files."""
+    path = shutil.which("bird", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    version = ""
+    if path:
+        try:
+            done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+            out = (done.stdout + done.stderr).strip()
+            version = out.splitlines()[0] if out else ""
+        except (OSError, subprocess.TimeoutExpired):
+            version = ""
+    ok = version.startswith("BIRD version 1.")
+    detail = (f"{version} (package bird: runs Calico's configuration unchanged)" if ok else
+              f"{version}: BIRD 2 syntax differs from the BIRD 1.x files Calico writes" if version
+              else "not installed")
+    return Check("BIRD for Calico", ok, detail, disables="the Calico lesson's BGP (notebook 31)",
+                 remedy="apt-get install bird (it replaces bird2)")
 
 
 def _docker_check() -> Check:
