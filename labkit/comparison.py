@@ -28,6 +28,7 @@ Romana) and nothing imports it.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -125,7 +126,18 @@ def build_romana(lab: Lab) -> Built:
     return Built("Romana", cluster, a, b, dst, time.monotonic() - started)
 
 
+def build_underlay(lab: Lab) -> Built:
+    """The baseline: node1 to node2 over their own cards, no container network at all."""
+    cluster = Cluster(lab)
+    started = time.monotonic()
+    node1, node2 = cluster["node1"], cluster["node2"]
+    _first_ping(node1.node, node2.ip)
+    return Built("underlay", cluster, node1.node, node2.node, node2.ip, time.monotonic() - started,
+                 "host to host on eth1: the baseline", ifname=cluster.nic)
+
+
 NETWORKS: dict[str, Callable[[Lab], Built]] = {
+    "underlay": build_underlay,
     "Flannel vxlan": lambda lab: build_flannel(lab, "vxlan"),
     "Flannel udp": lambda lab: build_flannel(lab, "udp"),
     "Weave": build_weave,
@@ -194,32 +206,41 @@ def _addresses(built: Built) -> str:
                      for a in n.addresses(built.ifname) if a.family == "inet")
 
 
-def measure_built(built: Built, *, runs: int = 3, seconds: float = 1.0) -> Measurement:
-    """Measure one built network (see the module's table)."""
+def measure_built(built: Built) -> Measurement:
+    """Everything but throughput, for one built network (see the module's table)."""
     node2 = built.cluster["node2"]
     overhead = measure.overhead_bytes(node2, node2.nic, built.client, built.dst)
     rtt = measure.latency(built.client, built.dst)
-    tcp = [measure.throughput_mbit(built.client, built.server, built.dst, seconds=seconds)
-           for _ in range(runs)]
     return Measurement(built.name, overhead, int(built.client.interface(built.ifname).mtu),
-                       path_mtu(built.client, built.dst), float(rtt.rtt_avg or 0.0), tcp,
+                       path_mtu(built.client, built.dst), float(rtt.rtt_avg or 0.0), [],
                        built.setup_s, other_protocol_passes(built), _addresses(built),
                        built.cluster.etcd is not None, built.notes)
 
 
-def compare(networks: list[str] | None = None, *, runs: int = 3, seconds: float = 1.0,
+def compare(networks: list[str] | None = None, *, runs: int = 3, seconds: int = 1,
             workdir: str | None = None, progress: Callable[[str], None] | None = None) -> list[Measurement]:
-    """Build each network in its own lab, measure it, tear it down; in the order given."""
+    """Build each network in its own lab (all kept open until the end), measure each, then
+    run the throughput tests in rounds across all of them; the labs close at the end."""
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1 or runs < 1:
+        raise InvalidTopology(f"runs={runs!r}, seconds={seconds!r}: iperf3 runs whole seconds",
+                              op="compare", remedy="give runs >= 1 and a whole number of seconds >= 1")
     names = list(networks) if networks is not None else list(NETWORKS)
     unknown = [n for n in names if n not in NETWORKS]
     if unknown:
         raise InvalidTopology(f"unknown network(s) {unknown}", obj=str(unknown), op="compare",
                               remedy=f"choose from {', '.join(NETWORKS)}")
-    out = []
-    for name in names:
-        if progress:
-            progress(name)
-        with Lab("compare", workdir=workdir) as lab:
-            built = NETWORKS[name](lab)
-            out.append(measure_built(built, runs=runs, seconds=seconds))
+    out: list[Measurement] = []
+    with contextlib.ExitStack() as stack:
+        built: list[Built] = []
+        for i, name in enumerate(names):
+            if progress:
+                progress(name)
+            lab = stack.enter_context(Lab(f"compare{i}", workdir=workdir))
+            built.append(NETWORKS[name](lab))
+            out.append(measure_built(built[-1]))
+        # throughput in rounds, one run of every network per round: a load that changes
+        # during the benchmark (a shared machine) then weighs on every network alike
+        for _ in range(runs):
+            for b, m in zip(built, out):
+                m.tcp_runs.append(measure.throughput_mbit(b.client, b.server, b.dst, seconds=seconds))
     return out
