@@ -56,7 +56,7 @@ def test_bad_layouts_and_values_give_clear_errors() -> None:
         Layout(tenant_bits=0, host_bits=12)
     with pytest.raises(InvalidAddress, match="IPv6"):
         Layout("fd00::/8")
-    with pytest.raises(InvalidAddress, match="not a valid prefix"):
+    with pytest.raises(InvalidAddress, match="not a valid IPv4 prefix"):
         Layout("10.0.0.1/8")
     layout = Layout()
     with pytest.raises(InvalidAddress, match=r"tenant 16 is out of range: 4 tenant bits hold 0\.\.15"):

@@ -24,6 +24,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from .. import validate
 from ..errors import InvalidAddress, InvalidTopology
 
 IPv4 = ipaddress.IPv4Address
@@ -59,15 +60,7 @@ class Layout:
 
     def __init__(self, network: str = "10.0.0.0/8", *, host_bits: int = 8, tenant_bits: int = 4,
                  segment_bits: int = 4, endpoint_bits: int = 8) -> None:
-        try:
-            net = ipaddress.ip_network(str(network), strict=True)
-        except ValueError as exc:
-            raise InvalidAddress(f"Romana network {network!r} is not a valid prefix ({exc})",
-                                 obj=str(network), op="romana layout",
-                                 remedy="e.g. 10.0.0.0/8 (host bits zero)") from None
-        if not isinstance(net, ipaddress.IPv4Network):
-            raise InvalidAddress(f"Romana network {network} is IPv6", obj=str(network),
-                                 op="romana layout", remedy="Romana's layout is IPv4: e.g. 10.0.0.0/8")
+        net = validate.ipv4_network(network, what="Romana network", op="romana layout")
         widths = {"host": host_bits, "tenant": tenant_bits, "segment": segment_bits,
                   "endpoint": endpoint_bits}
         for field, bits in widths.items():

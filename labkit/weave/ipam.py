@@ -24,6 +24,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Iterable
 
+from .. import validate
 from ..errors import InvalidAddress
 
 DEFAULT_RANGE = "10.32.0.0/12"
@@ -34,16 +35,7 @@ Iface = ipaddress.IPv4Interface
 
 
 def _net(text: str, what: str) -> Net:
-    try:
-        net = ipaddress.ip_network(str(text), strict=True)
-    except ValueError as exc:
-        raise InvalidAddress(f"{what} {text!r} is not a valid IPv4 network ({exc})", obj=str(text),
-                             op="weave ipam",
-                             remedy="write it as a prefix with its host bits zero, e.g. 10.32.2.0/24") from None
-    if not isinstance(net, ipaddress.IPv4Network):
-        raise InvalidAddress(f"{what} {text!r} is IPv6", obj=str(text), op="weave ipam",
-                             remedy="Weave's IPAM hands out IPv4 addresses: use an IPv4 prefix")
-    return net
+    return validate.ipv4_network(text, what=what, op="weave ipam")
 
 
 def allocation_range(text: str = DEFAULT_RANGE) -> Net:
