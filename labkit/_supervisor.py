@@ -608,6 +608,8 @@ class Supervisor:
 
     def _make_reader(self, proc: Proc, buf: bytearray) -> Callable[[Any], None]:
         def read(stream: Any) -> None:
+            if stream.closed:  # drained and closed earlier in this same select() batch
+                return
             try:
                 data = os.read(stream.fileno(), 65536)
             except BlockingIOError:

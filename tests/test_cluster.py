@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -54,6 +53,15 @@ def test_sized_cluster_other_underlay_and_mtu(lab: Lab) -> None:
     assert all(cluster.ping_all(sources=["node1"]).values())
     with pytest.raises(InvalidTopology, match="no store machine"):
         cluster.start_etcd()
+
+
+def test_ping_all_again_and_again(lab: Lab) -> None:
+    # dozens of processes ending in the same instant while their status is asked for: the
+    # supervisor once read a stream it had just drained and closed, and died
+    cluster = Cluster.sized(lab, 8, store=None)
+    for _ in range(6):
+        reach = cluster.ping_all(count=1, wait=1)
+        assert len(reach) == 56 and all(reach.values())
 
 
 def test_bad_cluster_requests_build_nothing(lab: Lab) -> None:
@@ -258,15 +266,20 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the student account needs root")
-def test_cluster_suite_as_an_unprivileged_user() -> None:
+def passes_as_student(test_file: str) -> None:
+    """Run ``test_file`` (except its own unprivileged test) as the unprivileged student."""
     from test_doctor_and_unprivileged import as_student
 
     out = as_student([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                      "tests/test_cluster.py", "-k", "not unprivileged"], timeout=600)
+                      test_file, "-k", "not unprivileged"], timeout=600)
     tail = (out.stdout + out.stderr)[-3000:]
     assert out.returncode == 0, tail
     assert " passed" in out.stdout and "failed" not in out.stdout, tail
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the student account needs root")
+def test_cluster_suite_as_an_unprivileged_user() -> None:
+    passes_as_student("tests/test_cluster.py")
 
 
 def test_doctor_reports_etcd_and_the_orchestrator_tools() -> None:
@@ -279,3 +292,14 @@ def test_doctor_reports_etcd_and_the_orchestrator_tools() -> None:
         check = checks[f"tool {tool}"]
         assert lesson in check.disables and not check.essential
     assert "lesson 40" in checks["CNI plugins"].disables
+
+
+def test_etcd_under_a_small_address_space_limit_says_what_to_do(tmp_path) -> None:
+    script = ("import sys\nfrom labkit import Lab\nfrom labkit.cluster import Cluster\n"
+              "with Lab('small', workdir=sys.argv[1]) as lab:\n"
+              "    Cluster(lab, nodes=['node1']).start_etcd()\n")
+    out = subprocess.run(["prlimit", f"--as={2 << 30}", sys.executable, "-c", script, str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "StoreUnreachable: etcd cannot start under this process's address-space limit" in out.stderr
+    assert "labkit grade --memory 16G" in out.stderr

@@ -69,7 +69,7 @@ nic="eth1", mtu=1500, switch="underlay")``
 ``labkit.cluster.agent`` — the agents' runtime
     ``GlogLogger`` (``info/warning/error(msg, src="main.go:NNN")``), ``Agent`` (signals,
     ``stopping``, ``sleep``, ``main``), ``Reconciler`` (snapshot + sync, watch + handle,
-    periodic resync and tick, store retries), kernel helpers ``sh``, ``ip_batch``,
+    periodic resync and tick, store retries), kernel helpers ``sh``, ``ip_batch``, ``bridge_batch``,
     ``ip_json``, ``iptables_restore``, ``write_file``, ``machine_path`` (``/run/x`` of this
     machine, from ``LABKIT_STATE_DIR`` which ``spawn_agent`` sets with ``LABKIT_MACHINE``),
     ``backoff``;

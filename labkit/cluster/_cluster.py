@@ -31,7 +31,6 @@ from .etcd import Etcd
 if TYPE_CHECKING:
     from ..lab import Lab
     from ..process import Process
-    from ..results import CommandResult
 
 DEFAULT_UNDERLAY = "192.168.99.0/24"
 STORE_OFFSET = 100   # host .100, node1 .101, node2 .102 ... as in seed 001

@@ -13,7 +13,8 @@ namespace, started by :meth:`labkit.cluster.ClusterNode.spawn_agent`. This modul
   (kube-proxy style: a missed event cannot leave stale state behind) and a ``tick``
   for periodic work (lease renewal); a lost store is retried, and said so in the log;
 * kernel helpers that run the real tools in the agent's namespace (:func:`sh`,
-  :func:`ip_batch`, :func:`iptables_restore`, :func:`ip_json`, :func:`write_file`,
+  :func:`ip_batch`, :func:`bridge_batch`, :func:`iptables_restore`, :func:`ip_json`,
+  :func:`write_file`,
   :func:`machine_path` for the machine's own ``/run`` files), raising
   :class:`AgentCommandFailed` with the command in the message.
 
@@ -244,6 +245,13 @@ def ip_batch(lines: Iterable[str], *, force: bool = True) -> None:
     text = "\n".join(lines)
     if text:
         sh(["ip", *(["-force"] if force else []), "-batch", "-"], input=text + "\n")
+
+
+def bridge_batch(lines: Iterable[str]) -> None:
+    """Several ``bridge`` commands in one process: ``bridge -force -batch -``."""
+    text = "\n".join(lines)
+    if text:
+        sh(["bridge", "-force", "-batch", "-"], input=text + "\n")
 
 
 def ip_json(*args: str) -> list[dict[str, Any]]:

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
+# etcd 3.4 memory-maps its database with a 10 GiB reservation (address space, not memory):
+# under a smaller RLIMIT_AS (a grading sandbox) it cannot start.
+ADDRESS_SPACE = 12 << 30
 
 
 class StoreUnreachable(LabkitError, ConnectionError):
@@ -478,7 +481,16 @@ class Etcd:
         """Start etcd (again) and wait until it answers ``etcdctl endpoint health``."""
         if self.running:
             return self
-        self.process = self.machine.node.spawn(self.argv)
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY and limit < ADDRESS_SPACE:
+            raise StoreUnreachable(
+                f"etcd cannot start under this process's address-space limit ({limit >> 20} MiB, "
+                f"RLIMIT_AS): it maps its database with a 10 GiB reservation and needs about "
+                f"{ADDRESS_SPACE >> 30} GiB of address space (not of memory)", obj=self.endpoint,
+                op="start etcd", remedy="raise the limit: when grading, `labkit grade --memory 16G`")
+        self.process = self.machine.spawn(self.argv)
         end = time.monotonic() + timeout
         while True:
             result = self.etcdctl(self.machine, "endpoint", "health", "--command-timeout=1s")

@@ -16,7 +16,6 @@ from ..errors import CommandTimeout, InvalidTopology, NotFound
 from .config import ConfigError, parse_config, parse_subnet_env, parse_subnet_key
 
 if TYPE_CHECKING:
-    from ..node import Node
     from ..process import Process
     from ..cluster import Cluster, ClusterNode
     from ..cluster.etcd import Etcd

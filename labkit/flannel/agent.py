@@ -29,6 +29,7 @@ import ipaddress
 import os
 import re
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -232,6 +233,14 @@ class Flanneld(Agent):
 
     # -- running ------------------------------------------------------------------------
 
+    def keep_lease(self) -> None:
+        """The lease keeper, in its own thread (as flanneld's renewal goroutine): event
+        handling, however long, never delays a renewal."""
+        while not self.stopping:
+            self.stop_event.wait(max(0.0, min(self.renew_at - time.monotonic(), 1.0)))
+            if not self.stopping:
+                self.renew()
+
     def renew(self) -> None:
         if self.subnet is None or time.monotonic() < self.renew_at:
             return
@@ -344,9 +353,9 @@ class Flanneld(Agent):
         self.log.info("Running backend.", "main.go:299")
         self.log.info("watching for new subnet leases", self.backend.src.split(":")[0] + ":56")
         self.log.info(f"Waiting for {go_duration(self.ttl - self.margin)} to renew lease", "main.go:391")
+        threading.Thread(target=self.keep_lease, name="lease", daemon=True).start()
         Reconciler(self, snapshot=self.snapshot, watch=self.registry.watch_leases, sync=self.sync,
-                   handle=self.handle, resync=self.args.resync_period, tick=self.renew,
-                   tick_every=min(1.0, max(0.1, (self.ttl - self.margin) / 4)),
+                   handle=self.handle, resync=self.args.resync_period,
                    unreachable=self.unreachable).run()
         return self.finish()
 

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..cluster.agent import GlogLogger, ip_batch, ip_json, sh, write_file
+from ..cluster.agent import GlogLogger, bridge_batch, ip_batch, ip_json, sh, write_file
 from ..tunnels._vxlan import _vxlan_command
 from .config import OVERHEAD, NetworkConfig
 
@@ -158,18 +158,25 @@ class VxlanBackend(Backend):
         return str(lease.subnet.network_address), str(mac)
 
     def add(self, lease: Lease) -> None:
-        if not self.usable(lease):
-            return
-        entries = self._entries(lease)
-        if entries is None:
-            return
-        gw, mac = entries
-        self.log.info(f"adding subnet: {lease.subnet} PublicIP: {lease.public_ip} VtepMAC: {mac}",
-                      "vxlan_network.go:138")
-        ip_batch([f"neigh replace {gw} lladdr {mac} dev {self.device} nud permanent"])
-        sh(["bridge", "fdb", "replace", mac, "dev", self.device, "dst", lease.public_ip, "self",
-            "permanent"])
-        ip_batch([f"route replace {lease.subnet} via {gw} dev {self.device} onlink"])
+        if self.usable(lease):
+            self._add_all([lease])
+
+    def _add_all(self, leases: list[Lease]) -> None:
+        """Neighbour, FDB entry and route for each lease: two processes in all."""
+        neigh, fdb, routes = [], [], []
+        for lease in leases:
+            entries = self._entries(lease)
+            if entries is None:
+                continue
+            gw, mac = entries
+            self.log.info(f"adding subnet: {lease.subnet} PublicIP: {lease.public_ip} VtepMAC: {mac}",
+                          "vxlan_network.go:138")
+            neigh.append(f"neigh replace {gw} lladdr {mac} dev {self.device} nud permanent")
+            fdb.append(f"fdb replace {mac} dev {self.device} dst {lease.public_ip} self permanent")
+            routes.append(f"route replace {lease.subnet} via {gw} dev {self.device} onlink")
+        ip_batch(neigh)
+        bridge_batch(fdb)
+        ip_batch(routes)
 
     def remove(self, lease: Lease) -> None:
         entries = self._entries(lease)
@@ -200,13 +207,13 @@ class VxlanBackend(Backend):
         for dst in routes - set(want):
             self.log.info(f"removing stale route {dst} dev {self.device}", "vxlan_network.go:170")
         ip_batch(lines)
-        for mac, dst in fdb - macs:
-            sh(["bridge", "fdb", "del", str(mac), "dev", self.device, "dst", str(dst), "self"], check=False)
+        bridge_batch(f"fdb del {mac} dev {self.device} dst {dst} self" for mac, dst in fdb - macs)
+        missing = []
         for key, lease in want.items():
             gw, mac = str(lease.subnet.network_address), str((lease.data or {})["VtepMAC"])
-            if key in routes and neighs.get(gw) == mac and (mac, lease.public_ip) in fdb:
-                continue
-            self.add(lease)
+            if not (key in routes and neighs.get(gw) == mac and (mac, lease.public_ip) in fdb):
+                missing.append(lease)
+        self._add_all(missing)
 
 
 class HostGwBackend(Backend):

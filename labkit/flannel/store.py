@@ -32,34 +32,47 @@ class Registry(Protocol):
     def watch_leases(self, revision: int, stop: threading.Event) -> Iterator[Event]: ...
 
 
-class V3Registry:
-    """The v3 keyspace, leases bound to etcd leases."""
+class _Registry:
+    """What both registries share: the endpoint, the prefix, the config key."""
 
-    api = 3
+    api = 0
 
     def __init__(self, endpoint: str, prefix: str) -> None:
-        self.client = EtcdClient(endpoint)
         self.endpoint = endpoint
         self.prefix = prefix.rstrip("/")
+        self.client = self._client(endpoint)
+
+    @staticmethod
+    def _client(endpoint: str, timeout: float = 5.0) -> "EtcdClient | EtcdV2Client":
+        raise NotImplementedError
 
     def config_key(self) -> str:
         return f"{self.prefix}/config"
-
-    def subnets_prefix(self) -> str:
-        return f"{self.prefix}/subnets/"
 
     def get_config(self) -> str | None:
         return self.client.get(self.config_key())
 
     def other_api_config(self) -> str | None:
-        """The config key in the v2 keyspace (a student wrote it with ``etcdctl set``)."""
+        """The config key in the *other* keyspace (written with the other etcdctl API)."""
+        other = V2Registry if self.api == 3 else V3Registry
         try:
-            return EtcdV2Client(self.endpoint, timeout=2).get(self.config_key())
-        except Exception:  # noqa: BLE001 - only a hint: v2 may be disabled
+            return other._client(self.endpoint, timeout=2).get(self.config_key())
+        except Exception:  # noqa: BLE001 - only a hint: the other API may be disabled
             return None
 
+
+class V3Registry(_Registry):
+    """The v3 keyspace, leases bound to etcd leases."""
+
+    api = 3
+    client: EtcdClient
+
+    @staticmethod
+    def _client(endpoint: str, timeout: float = 5.0) -> EtcdClient:
+        return EtcdClient(endpoint, timeout=timeout)
+
     def leases(self) -> tuple[dict[str, str], int]:
-        return self.client.get_prefix_with_revision(self.subnets_prefix())
+        return self.client.get_prefix_with_revision(f"{self.prefix}/subnets/")
 
     def create_lease(self, key: str, value: str, ttl: int) -> bool:
         lease = self.client.lease_grant(ttl)
@@ -72,30 +85,18 @@ class V3Registry:
         self.client.put(key, value, lease=self.client.lease_grant(ttl))
 
     def watch_leases(self, revision: int, stop: threading.Event) -> Iterator[Event]:
-        return self.client.watch(self.subnets_prefix(), revision, stop=stop)
+        return self.client.watch(f"{self.prefix}/subnets/", revision, stop=stop)
 
 
-class V2Registry:
+class V2Registry(_Registry):
     """The v2 keyspace, leases as keys with a TTL."""
 
     api = 2
+    client: EtcdV2Client
 
-    def __init__(self, endpoint: str, prefix: str) -> None:
-        self.client = EtcdV2Client(endpoint)
-        self.endpoint = endpoint
-        self.prefix = prefix.rstrip("/")
-
-    def config_key(self) -> str:
-        return f"{self.prefix}/config"
-
-    def get_config(self) -> str | None:
-        return self.client.get(self.config_key())
-
-    def other_api_config(self) -> str | None:
-        try:
-            return EtcdClient(self.endpoint, timeout=2).get(self.config_key())
-        except Exception:  # noqa: BLE001 - only a hint
-            return None
+    @staticmethod
+    def _client(endpoint: str, timeout: float = 5.0) -> EtcdV2Client:
+        return EtcdV2Client(endpoint, timeout=timeout)
 
     def leases(self) -> tuple[dict[str, str], int]:
         return self.client.get_prefix_with_index(f"{self.prefix}/subnets")
