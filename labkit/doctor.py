@@ -195,24 +195,6 @@ def _tool_checks() -> list[Check]:
     return checks
 
 
-def _etcd_check(mode: str) -> Check:
-    """Start the real etcd in a throwaway cluster, as lesson 30 does."""
-    from .cluster import Cluster
-    from .lab import Lab
-
-    try:
-        with Lab("doctor", mode=mode) as lab:
-            etcd = Cluster(lab, nodes=["node1"]).start_etcd(v2=True)
-            version = etcd.etcdctl("node1", "version").stdout.split("\n")[0].strip()
-            detail = f"starts in a lab with the v2 and v3 APIs ({version})"
-            ok = True
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        ok, detail = False, str(exc)[-300:]
-    return Check("etcd in a lab", ok, detail,
-                 disables="lesson 30 (Flannel) and every lesson that keeps state in etcd",
-                 remedy="apt-get install etcd-server etcd-client, then run labkit doctor again")
-
-
 def _bird_check() -> Check:
     """Which BIRD is installed: Calico's confd writes BIRD 1.x syntax (Debian's ``bird``);
     ``bird2`` (BIRD 2.x, which conflicts with it) would refuse those files."""
@@ -231,6 +213,24 @@ def _bird_check() -> Check:
               else "not installed")
     return Check("BIRD for Calico", ok, detail, disables="the Calico lesson's BGP (notebook 31)",
                  remedy="apt-get install bird (it replaces bird2)")
+
+
+def _etcd_check(mode: str) -> Check:
+    """Start the real etcd in a throwaway cluster, as lesson 30 does."""
+    from .cluster import Cluster
+    from .lab import Lab
+
+    try:
+        with Lab("doctor", mode=mode) as lab:
+            etcd = Cluster(lab, nodes=["node1"]).start_etcd(v2=True)
+            version = etcd.etcdctl("node1", "version").stdout.split("\n")[0].strip()
+            detail = f"starts in a lab with the v2 and v3 APIs ({version})"
+            ok = True
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        ok, detail = False, str(exc)[-300:]
+    return Check("etcd in a lab", ok, detail,
+                 disables="lesson 30 (Flannel) and every lesson that keeps state in etcd",
+                 remedy="apt-get install etcd-server etcd-client, then run labkit doctor again")
 
 
 def _docker_check() -> Check:

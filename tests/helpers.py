@@ -52,6 +52,15 @@ def descendants(root: int) -> set[int]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    """The command line of process ``pid`` ("" once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def wait_until(predicate, timeout: float = 5.0, step: float = 0.02) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -1,7 +1,8 @@
 """Calico on the shared cluster: real BIRD sessions, routes read back from the kernel,
 felix's wiring and chains, policy with a real HTTP server, BIRD stopped and restarted.
 
-Runs as root and (``test_calico_suite_as_an_unprivileged_user``) as the student.
+Runs as root and, through ``UNPRIVILEGED_SUITE`` in test_doctor_and_unprivileged.py, as the
+student.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from labkit.calico.bird import SOCKET
 from labkit.cluster import Cluster
 from labkit.errors import InvalidAddress, InvalidTopology, NotFound
 
-from helpers import descendants, wait_until
+from helpers import cmdline, descendants, wait_until
 
 
 def bird_routes(machine) -> dict[str, tuple[str, str | None]]:
@@ -173,32 +174,12 @@ def test_nothing_left_after_the_owner_is_killed(tmp_path) -> None:
     try:
         assert owner.stdout is not None and owner.stdout.readline().strip() == "ready"
         tree = descendants(owner.pid)
-        names = [_cmdline(p) for p in tree]
+        names = [cmdline(p) for p in tree]
         assert sum(n.startswith("bird ") for n in names) == 2, names
         assert sum("labkit.calico.agent" in n for n in names) == 2, names
     finally:
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait()
     assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in tree), timeout=20), \
-        [(p, _cmdline(p)) for p in tree if os.path.exists(f"/proc/{p}")]
+        [(p, cmdline(p)) for p in tree if os.path.exists(f"/proc/{p}")]
     assert list(tmp_path.iterdir()) == []
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the student account needs root")
-def test_calico_suite_as_an_unprivileged_user() -> None:
-    from test_doctor_and_unprivileged import as_student
-
-    out = as_student([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                      "tests/test_calico.py", "tests/test_calico_units.py", "-k", "not unprivileged"],
-                     timeout=600)
-    tail = (out.stdout + out.stderr)[-3000:]
-    assert out.returncode == 0, tail
-    assert " passed" in out.stdout and "failed" not in out.stdout, tail

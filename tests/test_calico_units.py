@@ -61,8 +61,8 @@ def test_blocks_are_26_with_node_affinity_and_lowest_free_address(ipam):
 
 
 def test_a_full_block_makes_the_node_claim_another(ipam):
-    ipam.add_pool("17.2.0.0/16", 30)
-    got = [ipam.auto_assign("node1", f"w{i}", pool="17.2.0.0/16") for i in range(5)]
+    ipam.add_pool("17.2.0.0/24", 30)
+    got = [ipam.auto_assign("node1", f"w{i}", pool="17.2.0.0/24") for i in range(5)]
     blocks = {b.cidr for _, b in got}
     assert len(blocks) == 2 and all(b.prefixlen == 30 for b in blocks)
     assert len({ip for ip, _ in got}) == 5
@@ -97,6 +97,15 @@ def test_bad_pools_are_refused_with_the_reason(ipam, cidr, size, message):
     with pytest.raises(InvalidAddress, match=message):
         ipam.add_pool(cidr, size)
     assert len(ipam.pools()) == 1
+
+
+def test_reserved_ranges_are_never_handed_out(ipam):
+    ipam.reserve("192.168.0.0/17", "underlay")
+    for i in range(20):
+        ip, block = ipam.auto_assign(f"node{i}", f"h{i}")
+        assert not block.cidr.overlaps(ipaddress.ip_network("192.168.0.0/17"))
+    with pytest.raises(InvalidAddress, match="reserved range 192.168.0.0/17"):
+        ipam.assign_ip("node1", "x", "192.168.99.101")
 
 
 def test_unknown_pool_and_exhausted_pool(ipam):
@@ -199,3 +208,25 @@ def test_felix_chains_for_the_seed_profiles():
 def test_bad_rules_are_refused(rule, message):
     with pytest.raises(InvalidTopology, match=message):
         felix.check_rule(rule, "cal_web")
+
+
+def test_the_agent_reads_its_state_from_calicos_keys():
+    from labkit.calico.agent import parse_state
+
+    ep = felix.Endpoint("node2", "bbox2", "cali0123456789a", "192.168.41.128/32", ("cal_net1",))
+    kv = {keys.AS_NUM: "64512", keys.NODE_MESH: '{"enabled": false}',
+          keys.host_ip("node1"): "192.168.99.101", keys.host_ip("node2"): "192.168.99.102",
+          keys.rr_cluster_id("node1"): "244.0.0.1",
+          keys.pool("192.168.0.0/16"): make_pool("192.168.0.0/16").to_json(),
+          keys.affinity("node2", "192.168.41.128/26"): '{"state": "confirmed"}',
+          keys.endpoint("node2", "libnetwork", "bbox2", ep.name): ep.to_json(),
+          keys.profile_rules("cal_net1"): felix.Profile.network("cal_net1").rules_json(),
+          keys.profile_tags("cal_net1"): '["cal_net1"]'}
+    reflector = parse_state(kv, "node1")
+    assert reflector["me"] == birdcfg.Peer("node1", "192.168.99.101", "244.0.0.1")
+    assert reflector["mesh"] is False and reflector["blocks"] == []
+    client = parse_state(kv, "node2")
+    assert client["blocks"] == [ipaddress.ip_network("192.168.41.128/26")]
+    assert client["endpoints"] == [ep] and set(client["profiles"]) == {"cal_net1"}
+    assert [name for name, _, _ in birdcfg.sessions(client["me"], client["peers"], mesh=False)] == \
+        ["Node_192_168_99_101"]

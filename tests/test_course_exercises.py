@@ -33,13 +33,14 @@ UNTOUCHED = {
     "05-ethernet-over-gre": {"5.1": 0, "5.2": 0, "5.3": 0, "5.4": 0},
     "06-ethernet-over-vxlan": {"6.1": 0, "6.2": 0, "6.3": 0, "6.4": 0},
     "30-flannel": {"30.1": 0, "30.2": 0, "30.3": 0, "30.4": 0},
+    "31-calico": {"31.1": 0, "31.2": 0, "31.3": 0, "31.4": 0, "31.5": 0},
     "32-weave": {"32.1": 0, "32.2": 0, "32.3": 0, "32.4": 0, "32.5": 0},
     "33-romana": {"33.1": 0, "33.2": 0, "33.3": 0, "33.4": 0},
 }
 EXERCISES = sorted(UNTOUCHED)
 # Address space per process where the default is too small: etcd maps a 10 GiB database
-# reservation (grade exercise 30 with `labkit grade --memory 16G`).
-MEMORY = {"30-flannel": 16 << 30}
+# reservation (grade exercises 30 and 31 with `labkit grade --memory 16G`).
+MEMORY = {"30-flannel": 16 << 30, "31-calico": 16 << 30}
 AT_ONCE = 3            # exercises graded at the same time (two kernels each)
 TIME_LIMIT_S = 120     # per submission; each runs in about 10 s
 

@@ -77,6 +77,7 @@ class Calico:
     rr_cluster_id: str = DEFAULT_RR_CLUSTER_ID
     default_route: bool = True
     resync: float = 5.0
+    _prepared: bool = field(default=False, init=False, repr=False)
     agents: dict[str, "Process"] = field(default_factory=dict, init=False)
     birds: dict[str, "Process"] = field(default_factory=dict, init=False)
     workloads: dict[str, Workload] = field(default_factory=dict, init=False)
@@ -111,21 +112,33 @@ class Calico:
         return self.etcd.get_prefix(prefix)
 
     def _ctl(self, *args: str) -> dict[str, Any]:
+        self._prepare()
         return ctl.run(self.cluster.nodes[0], self.etcd.endpoint, *args)
+
+    def _prepare(self) -> None:
+        """The cluster-wide keys, once: the underlay reserved from IPAM, and the pool."""
+        if self._prepared:
+            return
+        self._prepared = True
+        endpoint = self.etcd.endpoint
+        ctl.run(self.cluster.nodes[0], endpoint, "reserve", "add", str(self.cluster.underlay),
+                "--reason", "the cluster's underlay")
+        if keys.pool(self.pool) not in self.keys(keys.POOLS):
+            ctl.run(self.cluster.nodes[0], endpoint, "pool", "add", self.pool,
+                    "--block-size", str(self.block_size))
 
     # -- starting -----------------------------------------------------------------------
 
     def start(self, *, wait: bool = True, timeout: float = 90.0) -> "Calico":
         """``calicoctl node run`` on every worker: keys, agent, BIRD; then wait for BGP."""
         etcd = self.etcd
+        self._prepare()
         etcd.put(keys.AS_NUM, str(self.as_num))
         etcd.put(keys.NODE_MESH, json.dumps({"enabled": not self.route_reflectors}))
         for machine in self.cluster.nodes:
             etcd.put(keys.host_ip(machine.name), machine.ip)
             if machine.name in self.route_reflectors:
                 etcd.put(keys.rr_cluster_id(machine.name), self.rr_cluster_id)
-        if keys.pool(self.pool) not in self.keys(keys.POOLS):
-            self.add_pool(self.pool, self.block_size)
         for machine in self.cluster.nodes:
             if self.default_route and not any(r.dst == "default" for r in machine.node.routes("inet")):
                 machine.node.add_route("default", via=self.cluster.store.ip)
@@ -284,6 +297,20 @@ class Calico:
             out[str(keys.cidr_of(parts[-1]))] = parts[5]
         return dict(sorted(out.items(), key=lambda kv: ipaddress.IPv4Network(kv[0])))
 
+    def assign_address(self, machine: "str | ClusterNode", handle: str, *, pool: str | None = None,
+                       ip: str | None = None) -> dict[str, str]:
+        """``calico-ipam`` ADD without a container: an address (and, the first time, a
+        block) for ``machine``, held by ``handle``. Returns {"ip": ..., "block": ...}."""
+        host = self.machine(machine)
+        args = ["ipam", "assign", "--node", host.name, "--handle", handle]
+        args += ["--pool", str(pool)] if pool else []
+        args += ["--ip", str(ip)] if ip else []
+        return self._ctl(*args)
+
+    def release_address(self, handle: str) -> list[str]:
+        """``calico-ipam`` DEL: free what ``handle`` holds (the block stays with its node)."""
+        return list(self._ctl("ipam", "release", "--handle", handle)["released"])
+
     def add_network(self, name: str) -> None:
         """``docker network create --driver calico --ipam-driver calico-ipam NAME``: a
         profile named after the network, letting its members in and everything out."""
@@ -347,10 +374,7 @@ class Calico:
                                remedy=f"create it first: calico.add_network({net!r})")
         ifname = felix.interface_name(namespace, name)
         handle = f"{namespace}.{name}"
-        args = ["ipam", "assign", "--node", host.name, "--handle", handle]
-        args += ["--pool", str(pool)] if pool else []
-        args += ["--ip", str(ip)] if ip else []
-        got = self._ctl(*args)
+        got = self.assign_address(host, handle, pool=pool, ip=ip)
         container = None
         try:
             container = lab.add_host(name)
@@ -363,7 +387,7 @@ class Calico:
             self.etcd.put(keys.endpoint(host.name, "libnetwork", name, ifname), endpoint.to_json())
             self._wait_host_route(host, got["ip"], ifname, timeout)
         except Exception:
-            self._ctl("ipam", "release", "--handle", handle)
+            self.release_address(handle)
             if container is not None:
                 lab.remove_node(name)
             raise
@@ -384,5 +408,5 @@ class Calico:
         """``docker rm -f NAME``: endpoint key, address and container go; felix cleans up."""
         workload = self.workloads.pop(name)
         self.etcd.delete(keys.endpoint(workload.machine.name, "libnetwork", name, workload.ifname))
-        self._ctl("ipam", "release", "--handle", f"{workload.namespace}.{name}")
+        self.release_address(f"{workload.namespace}.{name}")
         self.cluster.lab.remove_node(name)

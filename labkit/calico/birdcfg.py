@@ -66,26 +66,25 @@ template bgp bgp_template {{
 def sessions(me: Peer, peers: Sequence[Peer], *, mesh: bool) -> list[tuple[str, Peer, list[str]]]:
     """The BGP sessions of node ``me``: (protocol name, peer, extra lines) in confd's order.
 
-    Full mesh: every other node, ``passive on`` when the peer's address is the larger
-    one (confd compares the addresses as strings). Route-reflector mode (mesh off):
-    a reflector peers with every other node, as ``rr client`` of its cluster id unless
-    the other is a reflector of the same cluster; a client peers with the reflectors.
+    Full mesh: every other node. Route-reflector mode (mesh off): a reflector peers
+    with every other node, as ``rr client`` of its cluster id unless the other is a
+    reflector of the same cluster; a client peers with the reflectors. Between two
+    Calico nodes one side is ``passive on``: the one whose peer's address is the larger
+    (confd compares the addresses as strings), so each pair opens one TCP connection
+    and no time is lost resolving collisions.
     """
     out: list[tuple[str, Peer, list[str]]] = []
-    others = [p for p in peers if p.ip != me.ip]
-    if mesh:
-        for peer in others:
-            extra = ["passive on; # Mesh is unidirectional, peer will connect to us."] \
-                if peer.ip > me.ip else []
-            out.append((protocol_name("Mesh", peer.ip), peer, extra))
-        return out
-    for peer in others:
-        if me.rr_cluster_id is not None:
-            extra = [] if peer.rr_cluster_id == me.rr_cluster_id else \
+    for peer in (p for p in peers if p.ip != me.ip):
+        passive = [f"passive on; # {'Mesh' if mesh else 'Peering'} is unidirectional, "
+                   "peer will connect to us."] if peer.ip > me.ip else []
+        if mesh:
+            out.append((protocol_name("Mesh", peer.ip), peer, passive))
+        elif me.rr_cluster_id is not None:
+            rr = [] if peer.rr_cluster_id == me.rr_cluster_id else \
                 ["rr client;", f"rr cluster id {me.rr_cluster_id};"]
-            out.append((protocol_name("Node", peer.ip), peer, extra))
+            out.append((protocol_name("Node", peer.ip), peer, rr + passive))
         elif peer.rr_cluster_id is not None:
-            out.append((protocol_name("Node", peer.ip), peer, []))
+            out.append((protocol_name("Node", peer.ip), peer, passive))
     return out
 
 

@@ -6,6 +6,7 @@ on the node) and talks to etcd itself; so does this::
     python -m labkit.calico.ctl --etcd-endpoints http://192.168.99.100:2379 pool add 17.2.0.0/16
     python -m labkit.calico.ctl --etcd-endpoints ... ipam assign --node node1 --handle bbox1 [--pool C] [--ip A]
     python -m labkit.calico.ctl --etcd-endpoints ... ipam release --handle bbox1
+    python -m labkit.calico.ctl --etcd-endpoints ... reserve add 192.168.99.0/24 --reason underlay
 
 It prints one JSON object: the result, or ``{"error": {...}}`` (a labkit error, rebuilt on
 the notebook side by :func:`run`) with exit status 2.
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("cidr")
     add.add_argument("--block-size", type=int, default=26)
     add.add_argument("--nat-outgoing", action="store_true")
+    reserve = sub.add_parser("reserve").add_subparsers(dest="action", required=True)
+    reserve_add = reserve.add_parser("add")
+    reserve_add.add_argument("cidr")
+    reserve_add.add_argument("--reason", default="")
     ipam = sub.add_parser("ipam").add_subparsers(dest="action", required=True)
     assign = ipam.add_parser("assign")
     assign.add_argument("--node", required=True)
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "pool":
             made = store.add_pool(args.cidr, args.block_size, nat_outgoing=args.nat_outgoing)
             result = {"cidr": str(made.cidr), "block_size": made.block_size}
+        elif args.what == "reserve":
+            result = {"cidr": str(store.reserve(args.cidr, args.reason))}
         elif args.action == "assign":
             if args.ip:
                 block = store.assign_ip(args.node, args.handle, args.ip)

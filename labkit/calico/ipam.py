@@ -8,6 +8,11 @@ over a key-value store with the interface of :class:`labkit.cluster.etcd.EtcdCli
 (``get``, ``get_prefix``, ``put``, ``create``, ``delete``); the keys are Calico's
 (:mod:`labkit.calico.keys`).
 
+Ranges can be *reserved* so that IPAM never hands them out (Calico's IPReservation
+resource): labkit reserves the cluster's underlay, which the default pool
+192.168.0.0/16 contains (as in the seed, whose hosts were on 192.168.56.0/24); a block
+there would route the nodes' own addresses away from their network.
+
 Choices made the way Calico makes them: a node's first block is taken at a pseudo-random
 place in the pool (the seed's nodes got 192.168.119.0/26 and 192.168.183.64/26, not the
 first blocks), here derived from the node's name so that a lesson is reproducible;
@@ -194,6 +199,21 @@ class IPAM:
         raise NotFound(f"IP pool {cidr} does not exist (pools: {', '.join(str(p.cidr) for p in pools)})",
                        obj=str(cidr), op="assign address", remedy="create it with add_pool() first")
 
+    def reserve(self, cidr: str, reason: str = "") -> ipaddress.IPv4Network:
+        """Keep ``cidr`` out of every block and assignment (Calico's IPReservation)."""
+        try:
+            net = ipaddress.IPv4Network(str(cidr), strict=True)
+        except ValueError as exc:
+            raise InvalidAddress(f"reserved range {cidr!r} is not an IPv4 network ({exc})",
+                                 obj=repr(cidr), op="reserve range",
+                                 remedy="write it like '192.168.99.0/24'") from None
+        self.store.put(keys.reserved(net), json.dumps({"cidr": str(net), "reason": reason}))
+        return net
+
+    def reserved(self) -> list[ipaddress.IPv4Network]:
+        return sorted(ipaddress.IPv4Network(json.loads(v)["cidr"])
+                      for v in self.store.get_prefix(keys.RESERVED).values())
+
     # -- blocks -------------------------------------------------------------------------
 
     def blocks(self) -> dict[ipaddress.IPv4Network, Block]:
@@ -210,6 +230,8 @@ class IPAM:
         candidates = pool.blocks()
         start = _start(host, len(candidates))
         taken = set(self.blocks())
+        reserved = self.reserved()
+        taken |= {b for b in candidates for r in reserved if b.overlaps(r)}
         for i in range(len(candidates)):
             cidr = candidates[(start + i) % len(candidates)]
             if cidr in taken:
@@ -250,6 +272,10 @@ class IPAM:
                                  f"({', '.join(str(p.cidr) for p in pools) or 'none defined'})",
                                  obj=str(addr), op="assign address",
                                  remedy="pick an address inside a pool, or create a pool that holds it")
+        held = next((r for r in self.reserved() if addr in r), None)
+        if held is not None:
+            raise InvalidAddress(f"address {addr} is in the reserved range {held}", obj=str(addr),
+                                 op="assign address", remedy="pick an address outside it")
         cidr = ipaddress.IPv4Network(f"{addr}/{pool.block_size}", strict=False)
         block = self.blocks().get(cidr)
         if block is None:

@@ -6,6 +6,7 @@ its v3 resources). labkit stores it in etcd's v3 keyspace, because that is what 
 cluster's etcd client speaks; ``ETCDCTL_API=3 etcdctl get --prefix /calico`` lists it::
 
     /calico/v1/ipam/v4/pool/192.168.0.0-16                     {"cidr": ..., "block_size": 26}
+    /calico/v1/ipam/v4/reserved/192.168.99.0-24               never handed out (the underlay)
     /calico/ipam/v2/assignment/ipv4/block/192.168.119.0-26     the block: affinity, allocations
     /calico/ipam/v2/host/node1/ipv4/block/192.168.119.0-26     node1's affinity to that block
     /calico/ipam/v2/handle/<handle>                            what a workload holds
@@ -24,6 +25,7 @@ import ipaddress
 
 ROOT = "/calico/"
 POOLS = "/calico/v1/ipam/v4/pool/"
+RESERVED = "/calico/v1/ipam/v4/reserved/"
 BLOCKS = "/calico/ipam/v2/assignment/ipv4/block/"
 HANDLES = "/calico/ipam/v2/handle/"
 BGP_GLOBAL = "/calico/bgp/v1/global/"
@@ -46,6 +48,10 @@ def cidr_of(part: str) -> ipaddress.IPv4Network:
 
 def pool(cidr: "str | ipaddress.IPv4Network") -> str:
     return POOLS + cidr_part(cidr)
+
+
+def reserved(cidr: "str | ipaddress.IPv4Network") -> str:
+    return RESERVED + cidr_part(cidr)
 
 
 def block(cidr: "str | ipaddress.IPv4Network") -> str:
