@@ -150,8 +150,14 @@ def path_mtu(client: Node, dst: str, *, low: int = 1000, high: int = 1500) -> in
     """The largest IP packet ``client`` gets across to ``dst`` with DF set: a binary search
     over ``ping -M do -s SIZE`` (IP packet = SIZE + 28 bytes of IPv4 and ICMP headers)."""
     def passes(total: int) -> bool:
-        out = client.run(["ping", "-n", "-M", "do", "-c", "1", "-W", "1", "-s", str(total - 28), dst])
-        return out.returncode == 0
+        for _ in range(2):                 # a reply lost to a loaded machine is not a too-big packet
+            out = client.run(["ping", "-n", "-M", "do", "-c", "1", "-W", "2", "-s", str(total - 28), dst])
+            if out.returncode == 0:
+                return True
+            if "too long" in out.stderr + out.stdout or "frag needed" in out.stdout.lower():
+                return False               # refused locally, or told by a router: really too big
+        return False
+    client.ping(dst, count=3, wait=2)      # warm up: ARP, learning, a router's neighbour entry
     if not passes(low):
         raise InvalidTopology(f"not even a {low}-byte packet reaches {dst} from {client.name}",
                               obj=client.name, op="measure path MTU", remedy="check connectivity first")
