@@ -84,6 +84,9 @@ fig
 # * **Setup time** is the control plane at work: Flannel waits for its etcd lease, Weave
 #   for the peers' handshake and its IPAM donation, Calico for BIRD's BGP sessions to
 #   reach Established and routes to arrive, Romana only for its agents to write routes.
+#   The agents here are Python programs playing the real daemons, and the `weave`
+#   command starts a Python process per call: compare these times by their order of
+#   magnitude, not to the tenth of a second.
 #
 # ## 3 · The seed's tables (§5.1–5.8), each tied to what shows it
 #
