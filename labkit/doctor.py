@@ -233,6 +233,24 @@ def _etcd_check(mode: str) -> Check:
                  remedy="apt-get install etcd-server etcd-client, then run labkit doctor again")
 
 
+def _neighbour_table_check() -> Check | None:
+    """Room left in the kernel's ARP table, which every namespace of the machine shares:
+    past ``gc_thresh3`` entries, new neighbours fail with ENOBUFS ("No buffer space
+    available") and pings between lab nodes stop working."""
+    try:
+        with open("/proc/net/stat/arp_cache") as f:
+            used = int(f.read().splitlines()[1].split()[0], 16)
+        with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
+            limit = int(f.read())
+    except (OSError, ValueError, IndexError):
+        return None
+    ok = used < 0.9 * limit
+    return Check("ARP table room", ok, f"{used} of {limit} entries in use, machine-wide (gc_thresh3)",
+                 disables="new neighbours in any lab: pings fail with 'No buffer space available'",
+                 remedy="close other labs, or raise the limit on this machine: sysctl -w "
+                        "net.ipv4.neigh.default.gc_thresh3=32768 net.ipv4.neigh.default.gc_thresh2=16384")
+
+
 def _docker_check() -> Check:
     path = "/var/run/docker.sock"
     detail = "no Docker engine socket at /var/run/docker.sock"
@@ -261,6 +279,9 @@ def run() -> Report:
         if shutil.which("etcd"):
             report.checks.append(_etcd_check(best))
     report.checks += _tool_checks()
+    neigh = _neighbour_table_check()
+    if neigh is not None:
+        report.checks.append(neigh)
     return report
 
 

@@ -292,6 +292,8 @@ def test_doctor_reports_etcd_and_the_orchestrator_tools() -> None:
         check = checks[f"tool {tool}"]
         assert lesson in check.disables and not check.essential
     assert "lesson 40" in checks["CNI plugins"].disables
+    room = checks["ARP table room"]   # shared by every namespace of the machine
+    assert "machine-wide (gc_thresh3)" in room.detail and "No buffer space" in room.disables
 
 
 def test_etcd_under_a_small_address_space_limit_says_what_to_do(tmp_path) -> None:

@@ -23,7 +23,7 @@ from labkit.flannel.ipmasq import masq_rules
 
 from helpers import wait_until
 
-TTL = 3
+TTL = 4
 
 
 # -- pure rules -------------------------------------------------------------------------------
