@@ -111,6 +111,21 @@ def network(value: str) -> IPNetwork:
         ) from None
 
 
+def ipv4_network(value: object, *, what: str, op: str) -> ipaddress.IPv4Network:
+    """Parse an IPv4 prefix with its host bits zero (a pool, a range, a subnet), or raise
+    :class:`InvalidAddress` naming ``what`` it was meant to be."""
+    text = str(value)
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        raise InvalidAddress(f"{what} {text!r} is not a valid IPv4 prefix ({exc})", obj=text, op=op,
+                             remedy="write it as a prefix with its host bits zero, e.g. 10.32.0.0/12") from None
+    if not isinstance(net, ipaddress.IPv4Network):
+        raise InvalidAddress(f"{what} {text!r} is IPv6", obj=text, op=op,
+                             remedy="this takes an IPv4 prefix, e.g. 10.0.0.0/8")
+    return net
+
+
 def address(value: str) -> IPAddress:
     """Parse a single IPv4 or IPv6 address (no prefix)."""
     text = str(value)

@@ -7,7 +7,7 @@ their next header is), never with one Python object per packet. 100,000 packets
 take well under a second.
 
 Decoded: Ethernet, 802.1Q, Linux cooked (SLL), ARP, IPv4, IPv6 (with extension
-headers), ICMP, ICMPv6, UDP, TCP, VXLAN (UDP 4789 and flannel's 8472), GRE (0x6558
+headers), ICMP, ICMPv6, UDP, TCP, VXLAN (UDP 4789, flannel's 8472, Weave's 6784), GRE (0x6558
 Ethernet, 0x0800 IPv4, 0x86DD IPv6 payloads), IP-in-IP (protocol 4), IPv6-in-IPv4
 (41) and flannel's UDP backend (UDP 8285 carrying raw IPv4). Files may hold
 Ethernet (LINKTYPE 1), raw IP (101, e.g. a TUN device such as flannel0) or Linux
@@ -342,7 +342,7 @@ _ETH_NEXT[0x8100] = K_VLAN
 _ETH_NEXT[0x88A8] = K_VLAN
 _IP_NEXT = np.full(256, K_DONE, dtype=np.int8)
 _IP_NEXT[[1, 6, 17, 47, 58, 4, 41]] = [K_ICMP, K_TCP, K_UDP, K_GRE, K_ICMP6, K_IPV4, K_IPV6]
-_VXLAN_PORTS = (4789, 8472)
+_VXLAN_PORTS = (4789, 8472, 6784)   # IANA, flannel (Linux default), Weave fastdp
 _FLANNEL_UDP_PORT = 8285
 _ICMP_ID_TYPES = np.zeros(256, dtype=bool)
 _ICMP_ID_TYPES[[0, 8, 13, 14, 15, 16, 17, 18]] = True
