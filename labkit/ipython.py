@@ -32,6 +32,7 @@ cell display them (the PNG is added here); give a widget class
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -110,6 +111,8 @@ def static_png(fig: Any) -> bytes | None:
     """A PNG of a plotly figure (kaleido with Chromium), or None where it cannot be made."""
     if not _static_wanted():
         return None
+    for noisy in ("choreographer", "kaleido", "logistro"):  # their warnings would land in the cell's output
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         return fig.to_image(format="png")
     except Exception:  # noqa: BLE001 - no browser, a sandbox refusing it: the interactive figure remains

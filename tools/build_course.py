@@ -77,6 +77,27 @@ def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
     client = NotebookClient(nb, timeout=EXEC_TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(cwd)}})
     client.execute()
+    return static_widgets(nb)
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def static_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Keep a widget output's static snapshot, not the pointer to a model that died with the kernel.
+
+    A saved widget output is a reference to a model in the kernel that ran it; without
+    that kernel, JupyterLab shows an error, GitHub ``VBox(children=...)`` and nbconvert
+    nothing. labkit's panels also publish a ``text/html`` snapshot (the diagram, the last
+    results): the committed notebook keeps that, and running the cell brings the live
+    widget back. The saved widget state goes too (it would only feed the dead references).
+    """
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and "text/html" in data:
+                del data[WIDGET_VIEW]
+    nb.metadata.pop("widgets", None)
     return nb
 
 

@@ -97,7 +97,7 @@ class Drawing:
              data: dict[str, Any] | None = None, tip: str | None = None, italic: bool = False) -> None:
         self._emit("text", {"x": f"{x:.1f}", "y": f"{y:.1f}", "font_size": size, "font_weight": weight,
                             "text_anchor": anchor, "fill": fill, "font_style": "italic" if italic else None,
-                            "font_family": MONO if mono else FONT},
+                            "font_family": MONO if mono else None},
                    cls=cls, data=data, tip=tip, body=html.escape(text))
 
     def group(self, cls: str, data: dict[str, Any] | None = None, tip: str | None = None) -> "_Group":

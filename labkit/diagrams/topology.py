@@ -154,11 +154,13 @@ def topology(source: Any, *, tunnels: Any = None, title: str | None = None, max_
     edges += [(index[e["a"]], index[e["b"]]) for e in tunnel_edges if e["a"] in index and e["b"] in index]
     pos = stress_layout(len(nodes), edges)
     pos[:, 1] *= -1  # SVG's y grows downwards
+    ifwidth = max((text_width(str(x), 10) for ln in links for x in (ln[1], ln[3])), default=0.0)
+    gap = max(70.0, 2 * ifwidth + 30)  # room on a cable for the interface names at both ends
     scale = 1.0
     for i in range(len(nodes)):
         for j in range(i + 1, len(nodes)):
             dx, dy = abs(pos[i, 0] - pos[j, 0]), abs(pos[i, 1] - pos[j, 1])
-            need_x = ((sizes[i][0] + sizes[j][0]) / 2 + 70) / dx if dx > 1e-6 else np.inf
+            need_x = ((sizes[i][0] + sizes[j][0]) / 2 + gap) / dx if dx > 1e-6 else np.inf
             need_y = ((sizes[i][1] + sizes[j][1]) / 2 + 50) / dy if dy > 1e-6 else np.inf
             scale = max(scale, min(need_x, need_y))
     scale = min(scale, 900.0)

@@ -82,6 +82,7 @@ class Workbench(Panel):
 
     def close(self) -> None:
         """Tear the lab down and close every part."""
+        self._freeze()
         self.capture_panel.close()
         self.ping_panel.close()
         self.diagram.close()

@@ -1,0 +1,57 @@
+"""Every committed notebook reads without a kernel: figures as images, widgets as snapshots.
+
+Each notebook in notebooks/, solutions/ and exercises/ is rendered to HTML with
+nbconvert, nothing executed (what nbviewer, a course website or an exported HTML
+shows). Every plotly figure must carry a static image that the HTML shows, and every
+widget output a static snapshot instead of ``VBox(children=...)`` or an empty box.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbconvert import HTMLExporter
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(p for folder in ("notebooks", "solutions", "exercises") for p in (ROOT / folder).glob("*.ipynb"))
+PLOTLY = "application/vnd.plotly.v1+json"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+WIDGET_REPRS = ("VBox(children=", "HBox(children=", "Tab(children=", "<labkit.widgets.")
+
+
+def _outputs(nb: nbformat.NotebookNode):
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if "data" in output:
+                yield index, output["data"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_renders_without_a_kernel(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    figures = widgets = 0
+    for index, data in _outputs(nb):
+        if PLOTLY in data:
+            figures += 1
+            assert "image/png" in data or "image/svg+xml" in data, \
+                f"cell {index}: a plotly figure with no static image (is labkit imported, Chromium installed?)"
+            if "image/png" in data:
+                assert data["image/png"][:80] in body, f"cell {index}: the figure's PNG is not in the HTML"
+        text = str(data.get("text/plain", ""))
+        if WIDGET in data or text.startswith(WIDGET_REPRS):
+            widgets += 1
+            assert "text/html" in data and "labkit-snapshot" in data["text/html"], \
+                f"cell {index}: a widget output without a static snapshot"
+            assert WIDGET not in data, f"cell {index}: a widget reference to a model that died with its kernel"
+    assert "VBox(children=" not in body and "HBox(children=" not in body
+    assert 'type="application/vnd.jupyter.widget-view+json"' not in body
+    if figures:
+        assert body.count("data:image/png;base64,") >= figures
+    assert "labkit-snapshot" in body or widgets == 0
+
+
+def test_every_committed_notebook_is_checked() -> None:
+    assert len(NOTEBOOKS) >= 20, NOTEBOOKS
