@@ -5,10 +5,15 @@ Sources are Python files in jupytext's "percent" format under ``course/``:
 * ``course/notebooks/NN-name.py``  ->  ``notebooks/NN-name.ipynb`` (walkthrough, executed)
 * ``course/exercises/NN-name.py``  ->  ``solutions/NN-name.ipynb`` (executed) and
   ``exercises/NN-name.ipynb`` (the student copy: every block between
-  ``# BEGIN SOLUTION`` and ``# END SOLUTION`` becomes ``...`` with a prompt; not executed)
+  ``# BEGIN SOLUTION`` and ``# END SOLUTION`` becomes ``...`` with a prompt, and cells
+  tagged ``solution-only`` (the answers to the walkthrough's questions) are left out;
+  not executed)
 
-Each built notebook gets a generated navigation line at the end. Notebooks are
-committed executed, so a reader whose machine cannot run labs still sees every result.
+Each built notebook gets a generated navigation line at the end: previous, index, next,
+and the walkthrough's exercise (or the exercise's walkthrough) when one has the same
+number. Notebooks are committed executed, so a reader whose machine cannot run labs
+still sees every result; widget outputs keep only their static snapshot (see
+:func:`static_widgets`).
 
     .venv/bin/python tools/build_course.py            # build and execute everything
     .venv/bin/python tools/build_course.py 01 02      # only sources starting with 01/02
@@ -36,6 +41,7 @@ EXEC_TIMEOUT = 600
 def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The exercise handed to students: solution blocks replaced by a prompt and ``...``."""
     out = nbformat.reads(nbformat.writes(nb), as_version=4)
+    out.cells = [c for c in out.cells if "solution-only" not in c.metadata.get("tags", [])]
     for cell in out.cells:
         if cell.cell_type == "code" and "# BEGIN SOLUTION" in cell.source:
             cell.source = SOLUTION.sub(lambda m: PROMPT.format(indent=m.group(1)), cell.source + "\n").rstrip("\n")
@@ -52,12 +58,28 @@ def strip_markers(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return out
 
 
+def counterpart(source: Path, folder: str) -> tuple[str, str] | None:
+    """(label, relative link) of the same-numbered exercise of a walkthrough, or walkthrough of an exercise."""
+    kind = "exercises" if folder == "notebooks" else "notebooks"
+    number = source.name[:2]
+    match = next(iter(sorted((ROOT / "course" / kind).glob(f"{number}-*.py"))), None)
+    if match is None:
+        return None
+    name = match.with_suffix(".ipynb").name
+    if folder == "notebooks":
+        return f"exercise {number}", f"../exercises/{name}"
+    return f"walkthrough {number}", f"../notebooks/{name}"
+
+
 def navigation(order: list[Path], index: int, folder: str) -> nbformat.NotebookNode:
     parts = []
     if index > 0:
         prev = order[index - 1].with_suffix(".ipynb").name
         parts.append(f"[← {prev}]({prev})")
     parts.append("[course index](../README.md)")
+    pair = counterpart(order[index], folder)
+    if pair is not None:
+        parts.append(f"[{pair[0]}]({pair[1]})")
     if index + 1 < len(order):
         nxt = order[index + 1].with_suffix(".ipynb").name
         parts.append(f"[{nxt} →]({nxt})")
