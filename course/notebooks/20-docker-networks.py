@@ -75,12 +75,10 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
-import plotly.io as pio
 
 from labkit import to_frame
 from labkit.docker import BASE_IMAGE, DockerLab, gateway_of, network_summary, peer_interface
 
-pio.renderers.default = "plotly_mimetype+notebook_connected"
 CAPTURES = Path(tempfile.mkdtemp(prefix="labkit-20-"))
 
 dl = DockerLab("20-docker-networks")   # docker ps -a --filter label=io.labkit.session=20-docker-networks
@@ -528,9 +526,21 @@ plots.timeline(table, title="Who sees what: docker0 and test's veth")
 #   way out is the one from notebook 02. `docker0`, its veths and its NAT rules are the
 #   objects you built by hand.
 #
-# Next: notebook 21 joins Docker engines on two hosts with an overlay network. The
-# exercise `exercises/20-docker-networks.ipynb` is the UPC thesis' db/web task, with
-# checkpoints.
+# Next: notebook 21 joins Docker engines on two hosts with an overlay network.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. `docker network inspect` gave each container a MAC address starting with `02:42`.
+#    What do the next four bytes encode, and why is a MAC derived that way unique on the
+#    network?
+# 2. On the default bridge, `ping db` fails; on `bridge_test` it works. Which server
+#    answers the name, and why does the default bridge not have one?
+# 3. `-p 8080:80` wrote a DNAT rule. Which address does the web server log for a client
+#    on another machine, and which for a client on the same host that uses 127.0.0.1?
+#
+# Exercise 20 ([exercises/20-docker-networks.ipynb](../exercises/20-docker-networks.ipynb))
+# is the UPC thesis' db/web task, with checkpoints; its solution answers these questions.
 #
 # ### Clean-up
 
