@@ -55,3 +55,19 @@ def test_renders_without_a_kernel(path: Path) -> None:
 
 def test_every_committed_notebook_is_checked() -> None:
     assert len(NOTEBOOKS) >= 20, NOTEBOOKS
+
+
+def test_readme_links_use_the_one_repository_address() -> None:
+    """Binder and Codespaces links name the repository of pyproject's [project.urls], never a placeholder."""
+    import re
+    import tomllib
+
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("urls", {})
+    repo = urls.get("Repository", "")
+    match = re.match(r"https://github\.com/([^/]+/[^/]+?)(?:\.git)?/?$", repo)
+    home = match.group(1) if match else None
+    texts = [(ROOT / "README.md").read_text()] + [p.read_text() for p in NOTEBOOKS]
+    for text in texts:
+        assert "OWNER/REPO" not in text
+        for found in re.findall(r"(?:mybinder\.org/v2/gh|codespaces\.new|github\.com)/([\w.-]+/[\w.-]+)", text):
+            assert found == home, f"a link names {found}, but pyproject.toml's Repository is {repo or 'not set'}"
