@@ -69,5 +69,5 @@ def test_readme_links_use_the_one_repository_address() -> None:
     texts = [(ROOT / "README.md").read_text()] + [p.read_text() for p in NOTEBOOKS]
     for text in texts:
         assert "OWNER/REPO" not in text
-        for found in re.findall(r"(?:mybinder\.org/v2/gh|codespaces\.new|github\.com)/([\w.-]+/[\w.-]+)", text):
+        for found in re.findall(r"(?:mybinder\.org/v2/gh|codespaces\.new)/([\w.-]+/[\w.-]+)", text):
             assert found == home, f"a link names {found}, but pyproject.toml's Repository is {repo or 'not set'}"
