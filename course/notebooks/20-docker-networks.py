@@ -154,10 +154,26 @@ print("same interfaces as the host:",
 # shared with the host and with every other host-mode container. Two web servers that
 # both want port 18080 (on loopback, so nothing is exposed outside this machine):
 
+# %%
+import time
+import urllib.error
+
+
+def fetch(url: str, seconds: float = 10.0) -> str:
+    """``curl URL``, waiting up to ``seconds`` for a server that is still starting."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=5).read().decode()
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
 # %% tags=["nbval-check-output"]
 # docker run -d --name web1 --net=host labkit/busybox:1 httpd -f -p 127.0.0.1:18080 -h /var/www
 web1 = dl.run("web1", "httpd -f -p 127.0.0.1:18080 -h /var/www", network="host")
-print(urllib.request.urlopen("http://127.0.0.1:18080/", timeout=5).read().decode())   # curl
+print(fetch("http://127.0.0.1:18080/"))                                                # curl
 
 # %% tags=["nbval-check-output"]
 # docker run -d --name web2 --net=host labkit/busybox:1 httpd -f -p 127.0.0.1:18080 -h /var/www
@@ -394,7 +410,7 @@ print("\n".join(line for line in after if line not in before and line.startswith
 
 # %%
 print(client.api.port(pub.container.id, 80))                        # docker port pub 80
-print(urllib.request.urlopen(f"http://{gateway}:8080/", timeout=5).read().decode())  # curl
+print(fetch(f"http://{gateway}:8080/"))                              # curl
 print(host.run(["iptables", "-t", "nat", "-L", "DOCKER", "-n", "-v", "-x"]).stdout)
 
 # %% [markdown]

@@ -187,7 +187,8 @@ def topology(source: Any, *, tunnels: Any = None, title: str | None = None, max_
                 spot = edge + unit * 14
                 iface = ifaces.get((a if here is pa else b, ifname), {})
                 label = ifname + ("" if iface.get("up", True) else " (down)")
-                d.text(float(spot[0]) + (4 if abs(unit[0]) < 0.3 else 0), float(spot[1]) - 4, label, size=10,
+                below = 12 if unit[1] > 0.3 else -4  # leaving by the bottom edge: write under it
+                d.text(float(spot[0]) + (4 if abs(unit[0]) < 0.3 else 0), float(spot[1]) + below, label, size=10,
                        anchor="start" if abs(unit[0]) < 0.3 else ("start" if unit[0] > 0 else "end"),
                        fill="#b00" if not iface.get("up", True) else "#444")
     for k, e in enumerate(tunnel_edges):
