@@ -127,3 +127,21 @@ def test_rerunning_a_workbench_cell_closes_the_previous_lab_and_closing_leaves_a
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=False)
+
+
+def test_lessons_named_by_number_exist() -> None:
+    """doctor and the lessons name notebooks by number; each named one must exist (they stay true as lessons land).
+
+    "notebooks 30 onwards" points at a section still being written, not at one lesson.
+    """
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    existing = {p.name[:2] for p in (root / "course" / "notebooks").glob("[0-9][0-9]-*.py")}
+    sources = [root / "labkit" / "doctor.py", *sorted((root / "course").rglob("[0-9][0-9]-*.py"))]
+    for source in sources:
+        text = source.read_text()
+        for match in re.finditer(r"[Nn]otebooks? ((?:\d\d(?:,? (?:and|to|or) |, |/))*\d\d)\b(?! onwards)", text):
+            for number in re.findall(r"\d\d", match.group(1)):
+                assert number in existing, f"{source.name} names notebook {number}, which does not exist"
