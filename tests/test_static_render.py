@@ -71,3 +71,22 @@ def test_readme_links_use_the_one_repository_address() -> None:
         assert "OWNER/REPO" not in text
         for found in re.findall(r"(?:mybinder\.org/v2/gh|codespaces\.new)/([\w.-]+/[\w.-]+)", text):
             assert found == home, f"a link names {found}, but pyproject.toml's Repository is {repo or 'not set'}"
+
+
+def test_learning_loop_questions_answers_and_links() -> None:
+    """Each walkthrough ends with questions and links its exercise; the solution answers, the student copy does not."""
+    for walkthrough in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(walkthrough, as_version=4)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        assert "## Questions to think about" in text, walkthrough.name
+        exercise = ROOT / "exercises" / walkthrough.name
+        if exercise.exists():
+            assert f"../exercises/{walkthrough.name}" in nb.cells[-1].source, walkthrough.name  # navigation
+            student = nbformat.read(exercise, as_version=4)
+            solution = nbformat.read(ROOT / "solutions" / walkthrough.name, as_version=4)
+            heading = f"## Answers to the questions of walkthrough {walkthrough.name[:2]}"
+            assert any(heading in c.source for c in solution.cells), f"{walkthrough.name}: no answers in the solution"
+            assert not any(heading in c.source for c in student.cells), f"{walkthrough.name}: answers in the student copy"
+            assert f"../notebooks/{walkthrough.name}" in student.cells[-1].source
+        else:
+            assert "<details>" in text, f"{walkthrough.name}: no exercise, so the answers belong in the walkthrough"
