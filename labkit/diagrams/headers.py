@@ -46,7 +46,8 @@ _COLOURS = {"outer": "#fdd0a2", "tunnel": "#fc8d59", "inner": "#c6dbef", "payloa
 _TUNNEL_LAYERS = {"vxlan", "gre"}
 
 
-def _layers(stack: str, *, key: bool) -> list[tuple[str, int]]:
+def _layers(stack: str, *, key: bool) -> list[tuple[str, int, str]]:
+    """(label, bytes, base name) of each header of ``stack`` whose size is known."""
     out = []
     for part in stack.split("/"):
         base = re.sub(r"\(.*\)$", "", part)
@@ -58,8 +59,8 @@ def _layers(stack: str, *, key: bool) -> list[tuple[str, int]]:
         label = _NAMES.get(base, base)
         if "(" in part:
             label += " " + part[part.index("(") + 1:-1].replace("=", " ").upper()
-        out.append((label, size, base))  # type: ignore[arg-type]
-    return out  # type: ignore[return-value]
+        out.append((label, size, base))
+    return out
 
 
 def _inner_start(bases: list[str]) -> int | None:
@@ -89,7 +90,7 @@ def headers(what: str | Mapping[str, Any] = "vxlan", *, key: bool = False, paylo
         key = key or what.get("gre_key") is not None and str(what.get("gre_key")) != "<NA>"
         layers = _layers(stack, key=key)
         total = int(what.get("length") or 0)
-        payload = max(total - sum(size for _, size, _ in layers), 0)  # type: ignore[misc]
+        payload = max(total - sum(size for _, size, _ in layers), 0)
         name = title or f"Captured packet: {stack}"
     else:
         if what not in STACKS:
@@ -98,14 +99,14 @@ def headers(what: str | Mapping[str, Any] = "vxlan", *, key: bool = False, paylo
         layers = _layers(stack, key=key)
         name = title or {"vxlan": "VXLAN", "gretap": "GRE carrying Ethernet (gretap)", "gre": "GRE carrying IP",
                          "udp": "IP in UDP (flannel udp)", "ipip": "IP-in-IP"}[what] + ": the headers on the wire"
-    bases = [base for _, _, base in layers]  # type: ignore[misc]
+    bases = [base for _, _, base in layers]
     inner_from = _inner_start(bases)
     tunnelled = inner_from is not None
     boxes = []
-    for i, (label, size, base) in enumerate(layers):  # type: ignore[misc]
+    for i, (label, size, base) in enumerate(layers):
         if not tunnelled:
             role, prefix = "inner", ""
-        elif i < inner_from:  # type: ignore[operator]
+        elif inner_from is not None and i < inner_from:
             role = "outer" if i == 0 and base == "eth" else "tunnel"
             prefix = "outer " if base in ("eth", "ipv4", "ipv6") else ""
         else:
@@ -113,7 +114,7 @@ def headers(what: str | Mapping[str, Any] = "vxlan", *, key: bool = False, paylo
         boxes.append((prefix + label, size, role))
     boxes.append(("data", payload, "payload"))
     counted = [i for i, (_, _, role) in enumerate(boxes) if role == "tunnel"]
-    if tunnelled and bases[inner_from:inner_from + 1] == ["eth"]:  # type: ignore[index,operator]
+    if inner_from is not None and bases[inner_from:inner_from + 1] == ["eth"]:
         counted.append(inner_from)  # the inner Ethernet header rides inside the tunnel too
     overhead = sum(boxes[i][1] for i in counted)
     widths = [max(text_width(lbl, 11) + 16, 44 + 2.2 * size) for lbl, size, _ in boxes[:-1]]
@@ -141,5 +142,5 @@ def headers(what: str | Mapping[str, Any] = "vxlan", *, key: bool = False, paylo
                              "inner IP packet that crosses without fragmentation.", size=11, fill="#333")
         d.text(left, y + 62, "The outer Ethernet header (14 B) is not counted: an MTU counts from the IP header.",
                size=10, fill="#666", italic=True)
-    d.overhead = overhead  # type: ignore[attr-defined]
+    d.overhead = overhead  # type: ignore[attr-defined]  # the bracket's number, for code and tests
     return d
