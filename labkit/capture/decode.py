@@ -28,7 +28,9 @@ node               node the capture ran on (``node=`` argument, or from a pcapng
                    interface named ``node:ifname`` as MultiCapture.merge writes)
 interface          interface name (``interface=`` argument, or the pcapng name)
 direction          ``'in'`` received, ``'out'`` sent by the node, ``None`` unknown
-length             frame length on the wire, bytes
+length             frame length on the wire, bytes; on veth and bridges a TCP
+                   "frame" can be a GSO/TSO packet of up to 64 KB, captured
+                   before the kernel (or a card) cuts it into MTU-sized frames
 caplen             bytes captured (less than ``length`` if cut at the snaplen)
 stack              encapsulation stack, outermost first, e.g.
                    ``eth/ipv4/udp/vxlan(vni=42)/eth/ipv4/icmp``
