@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -215,6 +216,9 @@ def main() -> int:
         for name in stale:
             print(f"out of date: {name} (run tools/build_course.py)")
         return 1 if stale else 0
+    if not args.no_execute and not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")):
+        print("warning: no Chromium here, so plotly figures get no static PNG and will not show on GitHub, "
+              "nbviewer or in HTML (apt-get install chromium)", file=sys.stderr)
     for kind in ("notebooks", "exercises"):
         order = sources(kind)
         for i, source in enumerate(order):
