@@ -3,7 +3,12 @@
 Every function takes plain data (a capture table from
 :func:`labkit.capture.read_pcap`, ping results, or a topology dict) and returns a
 ``plotly.graph_objects.Figure``: it renders in JupyterLab, and
-``fig.write_image("x.png")`` exports it where kaleido can run a browser.
+``fig.write_image("x.png")`` exports it where kaleido can run a browser. Shown by a
+notebook cell, each figure also carries a PNG (:mod:`labkit.ipython`), so it reads on
+GitHub, nbviewer and in HTML too. For pictures that need no browser at all, and read
+better at a glance, prefer :mod:`labkit.diagrams`: ``diagrams.topology(lab)`` over
+:func:`topology`, and ``diagrams.ladder(table)`` over :func:`timeline` when the dots
+of a few packets would stack on each other.
 
 * :func:`timeline`: one lane per interface; one ping's journey joined by a line.
 * :func:`protocol_breakdown`: how many frames of each encapsulation stack.
