@@ -4,6 +4,8 @@ The public surface is flat: ``from labkit import Lab``. Everything a lab makes l
 namespaces held by one supervisor process, and disappears with it.
 """
 
+import sys as _sys
+
 from .errors import (CommandFailed, CommandTimeout, DuplicateName, GatewayUnreachable,
                      InvalidAddress, InvalidName, InvalidRequest, InvalidTopology, KernelError,
                      LabClosed, LabkitError, LabUnresponsive, NamespacesUnavailable, NotFound,
@@ -15,6 +17,11 @@ from .process import Process
 from .results import CommandResult, Hop, PingReply, PingResult
 
 __version__ = "0.1.0"
+
+if "IPython" in _sys.modules:  # in a notebook: readable errors, static figures
+    from . import ipython as _ipython
+
+    _ipython.install()
 
 __all__ = [
     "Lab", "Node", "Process", "Link", "Interface", "Address", "Route", "Neighbour", "FdbEntry",

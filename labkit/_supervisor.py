@@ -581,8 +581,8 @@ class Supervisor:
                 raise errors.DuplicateName(f"{what} already exists on node {node!r}",
                                            obj=f"{node} {what}", op="add route",
                                            remedy="use replace=True to change it, or delete it first") from None
-            raise errors.kernel_error(exc.errno or 0, obj=f"{node} {what}",
-                                      op="add route" if add else "delete route",
+            raise errors.kernel_error(exc.errno or 0, obj=f"{what} on node {node!r}",
+                                      op="add" if add else "delete",
                                       detail=getattr(exc, "detail", None)) from None
 
     def op_neighbour(self, rid: int, node: str, ifname: str, add: bool, ip: str,

@@ -378,7 +378,10 @@ class _Checks:
         result = node.ping(destination, count=count)
         sent, received = int(getattr(result, "sent", count)), int(getattr(result, "received", 0))
         answered = received > 0
-        text = f"ping {_node_name(node)} -> {destination}: {received} of {sent} echo requests answered"
+        errors = list(getattr(result, "errors", []) or [])
+        text = (f"ping {_node_name(node)} -> {destination}: {received} of {sent} echo requests answered"
+                if sent or not errors else  # nothing sent: say why, as ping did
+                f"ping {_node_name(node)} -> {destination}: {errors[0].removeprefix('ping: ')}, no echo request sent")
         ok = answered if expect == "success" else not answered
         if not ok:
             text += " (expected replies)" if expect == "success" else " (expected no reply)"

@@ -29,6 +29,7 @@ class Check:
     disables: str = ""
     remedy: str = ""
     essential: bool = False
+    optional: bool = False  # nothing is lost without it (labkit has another way): never marked missing
 
 
 @dataclass
@@ -51,9 +52,9 @@ class Report:
     def text(self) -> str:
         lines = [f"labkit doctor: labs run here in mode: {self.mode}"]
         for c in self.checks:
-            mark = "ok  " if c.ok else ("FAIL" if c.essential else "miss")
+            mark = "ok  " if c.ok else ("FAIL" if c.essential else "opt " if c.optional else "miss")
             lines.append(f"  [{mark}] {c.name}: {c.detail}")
-            if not c.ok:
+            if not c.ok and not c.optional:
                 if c.disables:
                     lines.append(f"         without it: {c.disables}")
                 if c.remedy:
@@ -66,9 +67,9 @@ class Report:
     def _repr_html_(self) -> str:
         rows = []
         for c in self.checks:
-            colour = "#1a7f37" if c.ok else ("#cf222e" if c.essential else "#9a6700")
-            mark = "✔" if c.ok else ("✘" if c.essential else "–")
-            fix = "" if c.ok else (f"<br><small>without it: {escape(c.disables)}<br>"
+            colour = "#1a7f37" if c.ok else ("#cf222e" if c.essential else "#777" if c.optional else "#9a6700")
+            mark = "✔" if c.ok else ("✘" if c.essential else "·" if c.optional else "–")
+            fix = "" if c.ok or c.optional else (f"<br><small>without it: {escape(c.disables)}<br>"
                                    f"fix: {escape(c.remedy)}</small>")
             rows.append(f"<tr><td style='color:{colour}'>{mark}</td><td>{escape(c.name)}</td>"
                         f"<td style='text-align:left'>{escape(c.detail)}{fix}</td></tr>")
@@ -85,7 +86,7 @@ TOOLS = [
     ("ping", "every connectivity check", "iputils-ping", True),
     ("traceroute", "the routed and overlay hop-by-hop lessons", "traceroute", False),
     ("nft", "firewall and NAT lessons (nftables)", "nftables", False),
-    ("iptables", "NAT, port publishing and kube-proxy lessons", "iptables", False),
+    ("iptables", "NAT and port publishing (notebooks 02 and 20)", "iptables", False),
     ("tcpdump", "reading captures on the command line (labkit captures without it)", "tcpdump", False),
     ("tshark", "dissecting captures like Wireshark", "tshark", False),
     ("iperf3", "throughput measurements", "iperf3", False),
@@ -163,13 +164,14 @@ def _device_checks(mode: str) -> list[Check]:
         gre_ok = gre is not None and gre.ok
         checks.append(Check("kernel gretap", gre_ok,
                             "available" if gre_ok else "absent: labkit carries GRE in userspace instead",
-                            "nothing: the userspace GRE path is used", "optional (CONFIG_NET_IPGRE)"))
+                            "nothing: the userspace GRE path is used", "optional (CONFIG_NET_IPGRE)",
+                            optional=True))
         tun = a.run(["ip", "tuntap", "add", "mode", "tun", "name", "tun0x"]) if shutil.which("ip") else None
         tun_ok = tun is not None and tun.ok
         checks.append(Check("TUN devices", tun_ok,
                             "can be created in a lab" if tun_ok else
                             "cannot be created: userspace tunnels read veth ends with AF_PACKET instead",
-                            "nothing essential", "optional (/dev/net/tun access)"))
+                            "nothing essential", "optional (/dev/net/tun access)", optional=True))
         for tool, args in (("nft", ["nft", "list", "ruleset"]), ("iptables", ["iptables", "-S"])):
             if shutil.which(tool):
                 res = a.run(args)
@@ -267,8 +269,9 @@ def _docker_check() -> Check:
         except OSError as exc:
             detail = f"cannot talk to the engine: {exc.strerror}"
     return Check("Docker engine reachable", ok, detail,
-                 disables="the Docker networking lessons (part 2)",
-                 remedy="start dockerd (the README's commands do), or join the docker group")
+                 disables="the Docker notebooks (20 and 21)",
+                 remedy="start dockerd (the README's commands do) and run those notebooks as root: they "
+                        "enter the containers' network namespaces, which the docker group does not allow")
 
 
 def run() -> Report:

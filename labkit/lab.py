@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 from . import validate
 from ._client import SupervisorClient
-from .errors import InvalidTopology, LabClosed, NamespacesUnavailable, NotFound
+from .errors import InvalidName, InvalidTopology, LabClosed, NamespacesUnavailable, NotFound
 from .model import Link
 from .node import Node
 
@@ -70,7 +70,11 @@ class Lab:
         if mode not in MODES:
             raise InvalidTopology(f"lab mode {mode!r} is not known", obj=mode, op="create lab",
                                   remedy=f"use one of {', '.join(MODES)}")
-        self.name = validate.node_name(name) if name is not None else f"lab{next(_counter)}"
+        try:
+            self.name = validate.node_name(name) if name is not None else f"lab{next(_counter)}"
+        except InvalidName as exc:  # the same rule as node names, but this is the lab's name
+            raise InvalidName(exc.message.replace("node name", "lab name", 1), obj=exc.obj, op="create lab",
+                              remedy=exc.remedy) from None
         self.ipv6 = ipv6
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
         self.nodes: dict[str, Node] = {}

@@ -1,12 +1,17 @@
 """Measurements a lesson puts side by side: latency, TCP throughput, bytes of overhead.
 
 Each function drives real tools inside the lab (``ping``, ``iperf3``, a capture) and
-returns plain numbers; benchmarks and comparison notebooks share them.
+returns plain numbers; benchmarks and comparison notebooks share them. Throughput
+varies from run to run on a shared machine: :func:`throughput_runs` gives the median
+and the spread of several. :func:`path_mtu` measures what crosses a path instead of
+reading interface settings.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import CommandFailed
@@ -43,6 +48,58 @@ def throughput_mbit(client: Node, server: Node, dst: str, *, seconds: float = 2.
     """TCP throughput from ``client`` to ``dst`` (on ``server``) in Mbit/s, as iperf3 received it."""
     report = iperf3(client, server, dst, seconds=seconds)
     return float(report["end"]["sum_received"]["bits_per_second"]) / 1e6
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Several runs of one measurement: ``median``, ``low``, ``high`` and every value."""
+
+    values: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return float(statistics.median(self.values))
+
+    @property
+    def low(self) -> float:
+        return min(self.values)
+
+    @property
+    def high(self) -> float:
+        return max(self.values)
+
+    def __str__(self) -> str:
+        return f"{self.median:.1f} (runs {self.low:.1f}-{self.high:.1f}, n={len(self.values)})"
+
+
+def throughput_runs(client: Node, server: Node, dst: str, *, runs: int = 3, seconds: float = 1.0) -> Spread:
+    """TCP throughput (Mbit/s) measured ``runs`` times: one run alone can reorder a ranking."""
+    return Spread(tuple(throughput_mbit(client, server, dst, seconds=seconds) for _ in range(runs)))
+
+
+def path_mtu(client: Node, dst: str, *, low: int = 576, high: int = 1500, wait: float = 0.5) -> int:
+    """The largest IPv4 packet that reaches ``dst`` whole: ``ping -M do -s SIZE`` by bisection.
+
+    ``-M do`` sets Don't Fragment, so a packet too big for any link on the way is
+    dropped (or refused at once) instead of being cut up. The configuration (an
+    interface's ``mtu``) says what a node *sends*; this says what arrives. Returns 0 if
+    not even ``low`` bytes get through.
+    """
+    def fits(size: int) -> bool:
+        probe = client.run(["ping", "-n", "-c", "1", "-W", str(wait), "-M", "do", "-s", str(size - 28), dst],
+                           timeout=wait + 10)
+        return probe.ok
+
+    client.ping(dst, count=1)  # resolve ARP and let bridges learn first
+    if not fits(low):
+        return 0
+    while low < high:  # invariant: low fits; bisect towards the largest that fits
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def overhead_bytes(underlay: Node, ifname: str, client: Node, dst: str,

@@ -3,7 +3,12 @@
 Every function takes plain data (a capture table from
 :func:`labkit.capture.read_pcap`, ping results, or a topology dict) and returns a
 ``plotly.graph_objects.Figure``: it renders in JupyterLab, and
-``fig.write_image("x.png")`` exports it where kaleido can run a browser.
+``fig.write_image("x.png")`` exports it where kaleido can run a browser. Shown by a
+notebook cell, each figure also carries a PNG (:mod:`labkit.ipython`), so it reads on
+GitHub, nbviewer and in HTML too. For pictures that need no browser at all, and read
+better at a glance, prefer :mod:`labkit.diagrams`: ``diagrams.topology(lab)`` over
+:func:`topology`, and ``diagrams.ladder(table)`` over :func:`timeline` when the dots
+of a few packets would stack on each other.
 
 * :func:`timeline`: one lane per interface; one ping's journey joined by a line.
 * :func:`protocol_breakdown`: how many frames of each encapsulation stack.
@@ -20,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from .diagrams._layout import stress_layout as _stress_layout
 
 __all__ = ["timeline", "protocol_breakdown", "overhead", "rtt", "topology"]
 
@@ -281,66 +288,6 @@ def _normalise_topology(data: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
         link.update(a_node=a_node, a_if=a_if, b_node=b_node, b_if=b_if)
         links.append(link)
     return nodes, links
-
-
-def _stress_layout(n: int, edges: list[tuple[int, int]], iterations: int = 300) -> np.ndarray:
-    """Stress majorization (SMACOF) on hop distances: deterministic, even edge lengths.
-
-    Starts from classical MDS (eigenvector signs fixed), so the same topology is
-    always drawn the same way; disconnected parts sit one hop beyond the rest.
-    """
-    if n == 1:
-        return np.zeros((1, 2))
-    adj: list[list[int]] = [[] for _ in range(n)]
-    for a, b in edges:
-        adj[a].append(b)
-        adj[b].append(a)
-    dist = np.full((n, n), np.inf)
-    for src in range(n):  # breadth-first search from every node (labs are small)
-        dist[src, src] = 0
-        frontier = [src]
-        while frontier:
-            nxt = []
-            for u in frontier:
-                for v in adj[u]:
-                    if dist[src, v] == np.inf:
-                        dist[src, v] = dist[src, u] + 1
-                        nxt.append(v)
-            frontier = nxt
-    finite = dist[np.isfinite(dist)]
-    dist[~np.isfinite(dist)] = finite.max() + 1
-    centring = np.eye(n) - 1.0 / n
-    gram = -0.5 * centring @ (dist ** 2) @ centring
-    vals, vecs = np.linalg.eigh(gram)
-    top = np.argsort(vals)[::-1][:2]
-    pos = vecs[:, top] * np.sqrt(np.maximum(vals[top], 1e-9))
-    for k in range(2):  # fix each axis' sign: deterministic drawing
-        if pos[np.argmax(np.abs(pos[:, k])), k] < 0:
-            pos[:, k] *= -1
-    pos += 1e-3 * np.column_stack([np.cos(np.arange(n)), np.sin(np.arange(n))])  # break exact ties
-    with np.errstate(divide="ignore"):
-        w = np.where(dist > 0, 1.0 / dist ** 2, 0.0)
-    laplacian = -w
-    laplacian[np.diag_indices(n)] = w.sum(axis=1)
-    v_inv = np.linalg.pinv(laplacian)
-    for _ in range(iterations):
-        cur = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            bm = np.where(cur > 1e-9, -w * dist / cur, 0.0)
-        bm[np.diag_indices(n)] = 0.0
-        bm[np.diag_indices(n)] = -bm.sum(axis=1)
-        new = v_inv @ bm @ pos
-        if np.abs(new - pos).max() < 1e-6:
-            pos = new
-            break
-        pos = new
-    pos -= pos.mean(axis=0)
-    if pos[0, 0] > 1e-9:  # the first node on the left, and high: reading order
-        pos[:, 0] *= -1
-    if pos[0, 1] < -1e-9:
-        pos[:, 1] *= -1
-    scale = np.abs(pos).max() or 1.0
-    return pos / scale
 
 
 def topology(data: Mapping[str, Any], *, title: str | None = None) -> go.Figure:

@@ -37,7 +37,7 @@ class CommandResult:
                 f"`{cmd}` on node {self.node!r} exited with status {self.returncode}"
                 + (f": {detail[-1]}" if detail else ""),
                 returncode=self.returncode, stdout=self.stdout, stderr=self.stderr,
-                obj=self.node, op=cmd, remedy="read the command's output above for the reason")
+                obj=self.node, op=cmd, remedy="its last line is quoted above; the whole output is in the error's .stderr and .stdout")
         return self
 
     def __str__(self) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import validate
-from .errors import InvalidAddress
+from .errors import InvalidAddress, NotFound
 from .lab import Lab
 from .node import Node
 
@@ -56,9 +56,18 @@ class TwoHosts:
         return (self.c1, self.c2)
 
     def address(self, node: Node) -> str:
-        """The address this scenario gave ``node`` (no prefix length)."""
-        iface = "enp0s8" if node in self.hosts else "eth0"
-        return next(a.local for a in node.addresses(iface) if a.family == "inet")
+        """The address this scenario gave ``node`` (no prefix length), wherever it lives now.
+
+        A host's is on its card, or on its bridge once :func:`join_bridged` moved it there.
+        """
+        ifaces = ("enp0s8", "lxdbr0") if node in self.hosts else ("eth0",)
+        for iface in ifaces:
+            found = [a.local for a in node.addresses() if a.ifname == iface and a.family == "inet"
+                     and a.scope == "global"]
+            if found:
+                return found[0]
+        raise NotFound(f"node {node.name!r} has no IPv4 address on {' or '.join(ifaces)}", obj=node.name,
+                       op="look up scenario address", remedy="build the scenario with two_hosts() first")
 
 
 def _hosts_of(network: str, what: str) -> list[str]:
@@ -105,9 +114,19 @@ def two_hosts(lab: Lab, *, underlay: str = "172.16.1.0/24", subnet: str = "10.0.
 # -- the four ways of joining the two hosts' containers (lab practical B1 to B4) ------------
 
 def join_bridged(s: TwoHosts, *, nic: str = "enp0s8", bridge: str = "lxdbr0") -> None:
-    """B1: each host's card becomes a port of its bridge (``brctl addif lxdbr0 enp0s8``)."""
+    """B1: each host's card becomes a port of its bridge, and the host's address moves to the bridge.
+
+    ``brctl addif lxdbr0 enp0s8``, then ``ip addr del A dev enp0s8; ip addr add A dev
+    lxdbr0``, as the lab practical does: a bridge port's own address no longer answers
+    (frames arriving on a port go to the bridge), so left on the card it would cut the
+    host off the LAN. Like a layer 2/3 switch, the address belongs on the bridge.
+    """
     for host in s.hosts:
+        moved = [a.cidr for a in host.addresses(nic) if a.family == "inet" and a.scope == "global"]
         host.attach(nic, bridge)
+        for cidr in moved:
+            host.del_address(nic, cidr)            # ip -n hostN addr del CIDR dev enp0s8
+            host.add_address(bridge, cidr)         # ip -n hostN addr add CIDR dev lxdbr0
 
 
 def fit_mtu(s: TwoHosts, mtu: int) -> None:

@@ -94,6 +94,7 @@ def unknowns() -> list[tuple[str, bytes]]:
         ("eth/ipv4/icmp(truncated)", ping[:37]),
         ("eth(truncated)", ping[:10]),
         ("eth/ipv4(truncated)", ping[:14]),
+        ("eth/ipv4/igmp", bytes(eth() / IP(src="10.0.0.1", dst="224.0.0.22", proto=2) / Raw(b"\x22\x00" + b"g" * 14))),
     ]
 
 

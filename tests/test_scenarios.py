@@ -52,3 +52,18 @@ def test_tunnel_joins_fit_the_containers_mtu_so_tcp_works(lab: Lab) -> None:
     ends = join_gretap(s)
     assert s.c1.interface("eth0").mtu == ends[0].mtu == 1462
     assert measure.throughput_mbit(s.c1, s.c2, "10.0.0.21", seconds=1) > 1
+
+
+def test_join_bridged_moves_each_hosts_address_to_the_bridge(lab: Lab) -> None:
+    """Seed 002 (B1): the card becomes a bridge port and the host's address goes on the bridge."""
+    from labkit.scenarios import join_bridged
+
+    s = two_hosts(lab)
+    join_bridged(s)
+    for host, ip in ((s.host1, "172.16.1.1/24"), (s.host2, "172.16.1.2/24")):
+        where = {(a.ifname, a.cidr) for a in host.addresses() if a.family == "inet" and a.scope == "global"}
+        assert where == {("lxdbr0", ip)}
+        assert host.bridge_ports("lxdbr0") == sorted(["enp0s8", f"veth-c{host.name[-1]}"])
+    assert s.address(s.host1) == "172.16.1.1"
+    assert s.host1.ping("172.16.1.2", count=1).received == 1      # the hosts still reach each other
+    assert s.c1.ping("10.0.0.21", count=1).received == 1

@@ -5,10 +5,15 @@ Sources are Python files in jupytext's "percent" format under ``course/``:
 * ``course/notebooks/NN-name.py``  ->  ``notebooks/NN-name.ipynb`` (walkthrough, executed)
 * ``course/exercises/NN-name.py``  ->  ``solutions/NN-name.ipynb`` (executed) and
   ``exercises/NN-name.ipynb`` (the student copy: every block between
-  ``# BEGIN SOLUTION`` and ``# END SOLUTION`` becomes ``...`` with a prompt; not executed)
+  ``# BEGIN SOLUTION`` and ``# END SOLUTION`` becomes ``...`` with a prompt, and cells
+  tagged ``solution-only`` (the answers to the walkthrough's questions) are left out;
+  not executed)
 
-Each built notebook gets a generated navigation line at the end. Notebooks are
-committed executed, so a reader whose machine cannot run labs still sees every result.
+Each built notebook gets a generated navigation line at the end: previous, index, next,
+and the walkthrough's exercise (or the exercise's walkthrough) when one has the same
+number. Notebooks are committed executed, so a reader whose machine cannot run labs
+still sees every result; widget outputs keep only their static snapshot (see
+:func:`static_widgets`).
 
     .venv/bin/python tools/build_course.py            # build and execute everything
     .venv/bin/python tools/build_course.py 01 02      # only sources starting with 01/02
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -36,6 +42,7 @@ EXEC_TIMEOUT = 600
 def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The exercise handed to students: solution blocks replaced by a prompt and ``...``."""
     out = nbformat.reads(nbformat.writes(nb), as_version=4)
+    out.cells = [c for c in out.cells if "solution-only" not in c.metadata.get("tags", [])]
     for cell in out.cells:
         if cell.cell_type == "code" and "# BEGIN SOLUTION" in cell.source:
             cell.source = SOLUTION.sub(lambda m: PROMPT.format(indent=m.group(1)), cell.source + "\n").rstrip("\n")
@@ -52,12 +59,28 @@ def strip_markers(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return out
 
 
+def counterpart(source: Path, folder: str) -> tuple[str, str] | None:
+    """(label, relative link) of the same-numbered exercise of a walkthrough, or walkthrough of an exercise."""
+    kind = "exercises" if folder == "notebooks" else "notebooks"
+    number = source.name[:2]
+    match = next(iter(sorted((ROOT / "course" / kind).glob(f"{number}-*.py"))), None)
+    if match is None:
+        return None
+    name = match.with_suffix(".ipynb").name
+    if folder == "notebooks":
+        return f"exercise {number}", f"../exercises/{name}"
+    return f"walkthrough {number}", f"../notebooks/{name}"
+
+
 def navigation(order: list[Path], index: int, folder: str) -> nbformat.NotebookNode:
     parts = []
     if index > 0:
         prev = order[index - 1].with_suffix(".ipynb").name
         parts.append(f"[← {prev}]({prev})")
     parts.append("[course index](../README.md)")
+    pair = counterpart(order[index], folder)
+    if pair is not None:
+        parts.append(f"[{pair[0]}]({pair[1]})")
     if index + 1 < len(order):
         nxt = order[index + 1].with_suffix(".ipynb").name
         parts.append(f"[{nxt} →]({nxt})")
@@ -77,6 +100,27 @@ def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
     client = NotebookClient(nb, timeout=EXEC_TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(cwd)}})
     client.execute()
+    return static_widgets(nb)
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def static_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Keep a widget output's static snapshot, not the pointer to a model that died with the kernel.
+
+    A saved widget output is a reference to a model in the kernel that ran it; without
+    that kernel, JupyterLab shows an error, GitHub ``VBox(children=...)`` and nbconvert
+    nothing. labkit's panels also publish a ``text/html`` snapshot (the diagram, the last
+    results): the committed notebook keeps that, and running the cell brings the live
+    widget back. The saved widget state goes too (it would only feed the dead references).
+    """
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and "text/html" in data:
+                del data[WIDGET_VIEW]
+    nb.metadata.pop("widgets", None)
     return nb
 
 
@@ -172,6 +216,9 @@ def main() -> int:
         for name in stale:
             print(f"out of date: {name} (run tools/build_course.py)")
         return 1 if stale else 0
+    if not args.no_execute and not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")):
+        print("warning: no Chromium here, so plotly figures get no static PNG and will not show on GitHub, "
+              "nbviewer or in HTML (apt-get install chromium)", file=sys.stderr)
     for kind in ("notebooks", "exercises"):
         order = sources(kind)
         for i, source in enumerate(order):

@@ -50,14 +50,17 @@ print(f"c1: {c1_ip}/{prefix}   c2: {c2_ip}/{prefix}   (task 5: c2 moves to {c2_o
 # %% [markdown]
 # ## Task 1 · Two namespaces and a cable (2 points)
 #
-# Create the two containers `c1` and `c2` (`ip netns add`) and join them with a veth
-# pair whose ends are both called `eth0` (`ip link add eth0 netns c1 type veth peer name
-# eth0 netns c2`).
+# Create the two containers `c1` and `c2` (`ip netns add`). As in notebook 01, give `c2`
+# a spare veth pair of its own first, `spare0` and `spare1` (`ip -n c2 link add spare0
+# type veth peer name spare1`), so that the two ends of the cable get different index
+# numbers. Then join `c1` and `c2` with a veth pair whose ends are both called `eth0`
+# (`ip link add eth0 netns c1 type veth peer name eth0 netns c2`).
 
 # %%
 # BEGIN SOLUTION
 c1 = lab.add_host("c1")        # ip netns add c1
 c2 = lab.add_host("c2")        # ip netns add c2
+c2.run("ip link add spare0 type veth peer name spare1", check=True)
 lab.link(c1, c2, names=("eth0", "eth0"))
 # END SOLUTION
 
@@ -67,6 +70,7 @@ with Checkpoint("1.1", "c1 and c2 joined by a veth pair", points=2,
     end1, end2 = lab["c1"].interface("eth0"), lab["c2"].interface("eth0")
     cp.check(checks.interface(lab["c1"], "eth0", kind="veth"))
     cp.check(checks.interface(lab["c2"], "eth0", kind="veth"))
+    cp.check(checks.interface(lab["c2"], "spare0", kind="veth", up=None))
     cp.check(checks.expect(end1.link_index == end2.ifindex and end2.link_index == end1.ifindex,
                            "c1's eth0 and c2's eth0 are the two ends of one pair"))
 
@@ -170,11 +174,30 @@ with Checkpoint("1.5", "Same cable, wrong subnet: no route, no ping", points=2,
 # %% [markdown]
 # ## To think about (not graded)
 #
-# * Both ends of your cable are called `eth0` and have the same index. On a Docker host
+# * Both ends of your cable are called `eth0`, with different indexes. On a Docker host
 #   one end is `eth0` in the container and the other a `vethXXXX` in the host: which of
 #   the two would show `@ifN` with the *container's* index?
 # * In task 4, which end would you have to take down for `c2` to see `NO-CARRIER`?
 #
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 01
+#
+# 1. **Why `eth0@if4` and not a name?** An interface name is only unique inside its own
+#    namespace: `c2` could have its own `eth0`, and `c1` has no way to look into `c2`'s
+#    list. The kernel gives `c1` the peer's *index* (the `IFLA_LINK` attribute) and the
+#    peer's namespace id; `ip` prints the index. When both ends are in one namespace,
+#    `ip` can look the index up and prints the name (`spare1@spare0`).
+# 2. **A second ping, one second later:** two frames, the echo request and its reply.
+#    `c1` keeps `c2`'s MAC in its neighbour table (state `REACHABLE`, then `STALE`), so
+#    it does not ask again; when the entry goes stale, the kernel confirms it with a
+#    unicast ARP probe later, not with a broadcast before sending.
+# 3. **Where each failure happens:** with 10.0.1.2 there is no route in `c1`, so the
+#    kernel refuses in `c1` itself, before any frame exists (`connect: Network is
+#    unreachable`, nothing sent). With the cable down, `c1` has a route and even the MAC,
+#    so the request is built and sent into its own `eth0`; the peer end is down, the frame
+#    goes nowhere, and `ping` only sees silence until its timeout.
+
+# %% [markdown]
 # ## Clean-up
 
 # %%

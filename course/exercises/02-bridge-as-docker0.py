@@ -241,7 +241,27 @@ with Checkpoint("2.6", "Policy DROP kept, and everything works again", points=1,
 #   write it?
 # * In task 4, which client address does `c1`'s web server log: `outside`'s or the host's?
 #   Why is the masquerade rule not applied to that connection?
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 02
 #
+# 1. **Flooding and learning.** A learning bridge sends a frame for an unknown or
+#    broadcast destination out of every port, and one for a known unicast destination out
+#    of the single port where that MAC was last seen. The ARP request is a broadcast, so it
+#    went everywhere, including up to `docker0` (the host's own port). The echo request
+#    came after the bridge had learnt `c2`'s MAC from the ARP reply, so it crossed only
+#    `veth1` and `veth2`.
+# 2. **A route instead of NAT.** `ip -n outside route add 172.17.0.0/16 via 10.9.0.2`
+#    sends the replies back to the host, which forwards them to `c1`. Docker prefers NAT
+#    because it cannot program the machines of your LAN (nor your ISP's): every host would
+#    need a route to every Docker host's private subnet, and those subnets repeat (every
+#    Docker host uses 172.17.0.0/16).
+# 3. **Which `ACCEPT` rule.** `-i docker0 -o docker0` lets `c1` reach `c2` (a bridged
+#    frame enters and leaves by `docker0` when `br_netfilter` shows it to iptables).
+#    `-o docker0 -m conntrack --ctstate RELATED,ESTABLISHED` lets the replies from
+#    `outside` back in; `-i docker0 ! -o docker0` lets the requests out.
+
+# %% [markdown]
 # ## Clean-up
 
 # %%

@@ -11,14 +11,12 @@
 # 4. the host's address goes on the bridge, not on the card;
 # 5. taking one card out of its bridge cuts that host's containers off.
 #
-# ```
-#        host1                                           host2
-#  ┌──────────────────────────┐                 ┌──────────────────────────┐
-#  │ c1 .11 ─┐                │                 │                ┌─ c2 .21 │
-#  │ c3 .12 ─┤ lxdbr0 ─ enp0s8 ──── lan ──── enp0s8 ─ lxdbr0 ─────┘         │
-#  │         (.1, task 4)     │ (no IP) (switch) (no IP)                     │
-#  └──────────────────────────┘                 └──────────────────────────┘
-# ```
+# | node | interface | address | plugged into |
+# |---|---|---|---|
+# | `c1`, `c3` (on host1) | `eth0` | `.11`, `.12` | host1's bridge `lxdbr0` |
+# | `c2` (on host2) | `eth0` | `.21` | host2's bridge `lxdbr0` |
+# | `host1` | `lxdbr0` | `.1` (task 4) | |
+# | `host1`, `host2` | `enp0s8` | none: a bridge port | the switch `lan` |
 #
 # Every address is in `subnet` (parameters cell; your instructor may give you another):
 # `.11` means the 11th address of it, and so on; the setup cell prints them. The setup
@@ -180,7 +178,26 @@ with Checkpoint("3.5", "Card out of the bridge: host2's container is cut off, ho
 #   in normal mode drop in this scenario, and why?
 # * How many container MACs must the physical switch learn with 50 hosts of 30
 #   containers each? What does notebook 04 change about that?
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 03
 #
+# 1. **What the physical switch learns.** Every container's MAC address, in its
+#    forwarding table, on the port of the host the container lives on. A switch's table
+#    is finite (a few thousand to a few hundred thousand entries); once it is full it
+#    floods frames for unknown MACs to every port, as a hub would, and every host's card
+#    must accept frames for MACs that are not its own (hence promiscuous mode).
+# 2. **An address on a bridge port.** The kernel hands a frame received on a bridge
+#    port to the bridge (the port's `rx_handler`), not to the port's own IP stack. The
+#    bridge delivers frames for the host to the bridge device itself, so the address
+#    must be on `lxdbr0`; on `enp0s8` it is never reached. `labkit.scenarios.join_bridged`
+#    moves it there for this reason.
+# 3. **Who forwarded what.** host1's bridge `lxdbr0` carried c1's frame to c3: both are
+#    its ports. To reach c2, host1's bridge must send the frame out of `enp0s8`, through
+#    `lan`, into host2's `enp0s8` and host2's bridge; with host2's card out of its bridge
+#    the frame reaches host2's `enp0s8` and stops there.
+
+# %% [markdown]
 # ## Clean-up
 
 # %%

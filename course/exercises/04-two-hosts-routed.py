@@ -207,7 +207,26 @@ with Checkpoint("4.5", "host2 no longer forwards: packets to it arrive, packets 
 #   now? Compare with exercise 03 (capture on `lan`'s `eth0` to check).
 # * With ten hosts instead of two, "each host's default route points at the other" no
 #   longer works. What would each host need instead?
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 04
 #
+# 1. **The addresses `traceroute` shows.** Each router answers the expiring probe with
+#    an ICMP *time exceeded* whose source is the address of the interface it *received*
+#    the probe on (more exactly, the one it would use to reply to `c1`): host1 received it
+#    on `lxdbr0` (10.1.1.1), host2 on `enp0s8` (172.16.1.2). host1's `enp0s8` is where
+#    the probe *left* host1, which `traceroute` never sees; `ping -R` records it.
+# 2. **For it, or through it.** A packet whose destination is one of host2's own
+#    addresses is delivered locally (the `local` routing table), whatever `ip_forward`
+#    says. A packet for another address must be forwarded, and with `ip_forward = 0` the
+#    kernel drops it (and sends no ICMP error).
+# 3. **A third host.** Default routes point at one single neighbour each. A third host's
+#    container subnet is known to nobody: host1 sends it to host2 by default, host2 sends
+#    it back to host1, until the TTL runs out. Each host then needs one route per other
+#    host's subnet (`ip route add 10.3.3.0/24 via 172.16.1.3`), which is what a routing
+#    protocol (BGP in Calico, notebooks 30 onwards) keeps up to date.
+
+# %% [markdown]
 # ## Clean-up
 
 # %%

@@ -172,7 +172,24 @@ with Checkpoint("5.4", "Both ends use the key: the LAN works again", points=2,
 # * What does each GRE packet cost in bytes, compared with the frame it carries? What
 #   MTU did the tunnel device get, and why (`host1.interface(tunnel_name).mtu`)?
 # * Could there be routers between host1 and host2 here? And in exercise 03?
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 05
 #
+# 1. **A third gretap end.** A gretap tunnel is point to point: each end has one
+#    `remote`. host1 would need a second gretap device towards the third host, in the
+#    same bridge; host1's bridge then floods the broadcast into both tunnels, and each
+#    remote host receives its own copy (head-end replication by the bridge).
+# 2. **Why 14 bytes more.** A gretap payload is a whole Ethernet frame, so the inner
+#    Ethernet header (14 bytes) rides along; plain GRE carries only the IP packet. In
+#    exchange the two sides are one layer-2 LAN: ARP, broadcasts, one subnet, MACs kept,
+#    anything that is not IP too; plain GRE needs a route and a subnet per side.
+# 3. **Where mismatched keys drop.** In host2's tunnel end, after the packet arrived: the
+#    capture on host2's `enp0s8` shows the GRE packets arriving, and the tunnel end's
+#    counters (`t2.counters()`, or `ip -s link show` of a kernel device) do not count them
+#    as received frames, while the bridge never sees them (no new FDB entry for `c1`).
+
+# %% [markdown]
 # ## Clean-up
 
 # %%

@@ -170,7 +170,27 @@ with Checkpoint("6.4", "Different VNIs: the packets arrive, the LAN is cut", poi
 # * The practical's GRE tunnel (exercise 05) needed the other host's address; this
 #   device did not. Why not, and what would replace the group where multicast is
 #   not available?
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 06
 #
+# 1. **Group first, then unicast.** host1's `vxlan0` had no forwarding entry for the
+#    broadcast MAC except the default one (all zeros, to the group), so the ARP request
+#    went to 239.1.1.1. host2's `vxlan0` learnt from it that `c1`'s MAC is behind the
+#    VTEP 172.16.1.1 (the outer source address) and sent the reply straight there;
+#    `bridge fdb show dev vxlan0` lists that learnt entry.
+# 2. **12 bytes more than GRE.** UDP (8) and the VXLAN header (8) against GRE's 4 bytes.
+#    UDP is what networks handle best: it crosses NAT and firewalls that drop unknown IP
+#    protocols, and its source port is a hash of the inner flow, so routers that balance
+#    traffic over several links (ECMP) spread the tunnel's flows instead of pinning them
+#    to one path.
+# 3. **Proving host2 dropped them.** Capture on host2's `enp0s8`: the VXLAN packets with
+#    VNI 42 arrive. Then `ip -d -n host2 link show vxlan0` shows VNI 43, and a capture on
+#    host2's `lxdbr0` (or the bridge's FDB, which learns nothing about `c1`) shows that
+#    nothing left the tunnel device: the kernel's VXLAN receive path found no VTEP for
+#    VNI 42 and dropped the packets.
+
+# %% [markdown]
 # ## Clean-up
 
 # %%

@@ -196,7 +196,25 @@ with Checkpoint("20.7", "db no longer reaches web", points=1,
 #   (Notebook 20, section 5.)
 # * Why does Docker call links "legacy"? Name two things a user-defined network does
 #   better.
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 20
 #
+# 1. **`02:42` and four bytes.** The container's IPv4 address, one byte each
+#    (172.18.0.2 gives `02:42:ac:12:00:02`). `02` marks a locally administered MAC, which
+#    no vendor hands out; the IP address is already unique on the network, so the MAC is
+#    too, and a restarted container with the same address keeps the same MAC.
+# 2. **Who answers `db`.** The engine's embedded DNS server, which every container on a
+#    user-defined network reaches at 127.0.0.11 (`/etc/resolv.conf`). The default bridge
+#    predates it and keeps the old behaviour for compatibility: no names, only `--link`,
+#    which writes `/etc/hosts` lines.
+# 3. **The client address behind `-p`.** A client on another machine: its own address
+#    (DNAT rewrites only the destination, as in notebook 02). A client on the host that
+#    uses 127.0.0.1: the packet does not cross `PREROUTING`; Docker's userland proxy
+#    (`docker-proxy`) accepts the connection and opens a new one, so the server logs the
+#    bridge's gateway address (172.17.0.1 on the default bridge).
+
+# %% [markdown]
 # ## Clean-up
 #
 # Remove your containers and network (everything this exercise labelled).

@@ -135,12 +135,14 @@ packets[["direction", "src_mac", "dst_mac", "stack", "src_ip", "dst_ip", "icmp_t
 # %% [markdown]
 # Four ICMP packets (two requests, two replies) and, most likely, no ARP: `c1` still
 # remembers `c2`'s MAC address from the earlier pings. The capture panel also draws a
-# timeline and the protocol breakdown; here is the timeline:
+# timeline and the protocol breakdown. Here the same packets as a *ladder*: one column
+# per node, one arrow per packet from sender to receiver, time running down (Wireshark
+# calls it *Statistics › Flow Graph*):
 
 # %%
-from labkit import plots
+from labkit import diagrams
 
-plots.timeline(packets)
+diagrams.ladder(packets, lab=wb.lab)                        # columns named after the lab's nodes
 
 # %% [markdown]
 # ## 5 · The panels on their own
@@ -191,3 +193,29 @@ print(wb.lab, lab)
 #   notebooks start from that code.
 # * A failed ping is explained from ping's own messages, or, when there is only silence,
 #   from the lab's routes, links and ARP table along the path.
+#
+# The widgets above now show a snapshot of how they looked when they were closed: a
+# saved notebook keeps that picture, and running the cells again brings them back.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. The ladder of section 4 has no ARP. What would you do to see the ARP exchange in a
+#    capture, without waiting for the ARP entry to expire?
+# 2. The panel explained the silent failure of section 3 by looking at the lab. Which
+#    `ip` commands would you run by hand, on which node, to find the same cause?
+# 3. The builder's *Python* tab and *ip commands* tab describe the same lab. Which one
+#    would you keep to rebuild it on a Linux machine without labkit?
+#
+# <details><summary>Answers (open after you have thought about them)</summary>
+#
+# 1. Delete the entry first (`ip -n c1 neigh flush dev eth0`, or `c1.run("ip neigh flush
+#    dev eth0")`), then capture and ping: the first frame is then the broadcast
+#    *who-has*. Notebook 01 captures a first ping from the start.
+# 2. `ip -n c1 route get 172.17.0.3` (which interface and next hop), `ip -n c2 -br link`
+#    (`eth0` is `DOWN`) and `ip -n c1 neigh` (`c1` still has `c2`'s MAC, which is why it
+#    sent the request instead of failing with "Destination Host Unreachable").
+# 3. The `ip` commands: they are what labkit itself does, one netlink request per line,
+#    and they run as root in any shell. The Python is shorter and carries the lab's
+#    life cycle (everything disappears on `lab.close()`).
+# </details>

@@ -72,6 +72,13 @@ print(c1.ping("127.0.0.1", count=1))                  # ip netns exec c1 ping -c
 #
 # A *veth pair* is two interfaces joined back to back: whatever enters one comes out of
 # the other. Put one end in each namespace and you have a cable between two containers.
+#
+# So that the two ends get different interface numbers (each namespace counts from
+# `lo` = 1), `c2` first gets a spare pair of its own, as a container already attached to
+# another network would have:
+
+# %%
+c2.run("ip link add spare0 type veth peer name spare1", check=True)   # ip -n c2 link add spare0 type veth peer name spare1
 
 # %% tags=["nbval-check-output"]
 cable = lab.link(c1, c2)   # ip link add eth0 netns c1 type veth peer name eth0 netns c2
@@ -84,6 +91,7 @@ print(cable)
 
 # %%
 print(c1.run("ip -br link").stdout)                   # ip -n c1 -br link
+print(c2.run("ip -br link").stdout)                   # ip -n c2 -br link
 
 # %% tags=["nbval-check-output"]
 c1_eth0, c2_eth0 = c1.interface("eth0"), c2.interface("eth0")
@@ -91,8 +99,11 @@ print(f"c1:eth0 has index {c1_eth0.ifindex} and its peer's index is {c1_eth0.lin
 print(f"c2:eth0 has index {c2_eth0.ifindex}")
 
 # %% [markdown]
-# `@ifN` names the *peer's* interface index, in the other namespace. That is how you find
-# which host-side `veth…` belongs to which container on a real Docker host.
+# `c1` shows `eth0@if4` and `c2` shows `eth0@if2`: `@ifN` names the *peer's* interface
+# index, in the other namespace (`c2`'s `eth0` is its 4th interface, after `lo` and the
+# spare pair). When both ends live in the same namespace, `ip` can name the peer
+# instead: `spare1@spare0`. The index is how you find which host-side `veth…` belongs to
+# which container on a real Docker host.
 
 # %% [markdown]
 # ## 3 · Addresses and the first ping
@@ -122,12 +133,13 @@ cap.table()[["time", "direction", "src_mac", "dst_mac", "stack", "src_ip", "dst_
 # %% [markdown]
 # Four frames: `c1` first broadcasts an **ARP request** ("who has 10.0.0.2?") to
 # `ff:ff:ff:ff:ff:ff`, `c2` answers with its MAC, and only then do the **ICMP echo request
-# and reply** travel, addressed MAC to MAC. The same capture as a timeline:
+# and reply** travel, addressed MAC to MAC. The same capture as a ladder, one arrow per
+# frame from sender to receiver, time running down:
 
 # %%
-from labkit import plots
+from labkit import diagrams
 
-plots.timeline(cap.table())
+diagrams.ladder(cap.table(), lab=lab)
 
 # %% [markdown]
 # The pcap file is kept; open it in Wireshark or read it with `tcpdump -r`:
@@ -186,6 +198,20 @@ print(wrong.errors)
 # * A link down shows as `NO-CARRIER` (state `DOWN`); a wrong subnet as *Network is unreachable*.
 #
 # Closing the lab removes both namespaces, the cable and every process it started.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. Inside `c1`, `eth0@if4` names an index in *another* namespace. Why can `ip` not
+#    print the peer's name, as it does for `spare1@spare0`?
+# 2. The first ping needed four frames. How many frames does a second ping, one second
+#    later, need, and why?
+# 3. After `c2` moved to 10.0.1.2/24, `c1`'s ping failed at once with *Network is
+#    unreachable*, while with the cable down it waited and lost the packet. What is
+#    different about where each failure happens?
+#
+# Exercise 01 ([exercises/01-namespaces-and-veth.ipynb](../exercises/01-namespaces-and-veth.ipynb))
+# practises all of this with checkpoints; its solution answers these questions.
 
 # %%
 lab.close()                                           # ip netns del c1; ip netns del c2

@@ -29,11 +29,12 @@
 #   172.17.0.3            └─────────────────────┘
 # ```
 #
-# `outside` stands for any machine on the host's LAN (the source lab used the
-# department's 10.9.0.0 network). It knows nothing about 172.17.0.0/16.
+# `outside` stands for any machine on the host's LAN. The 10.9.0.0 network is the one
+# the university report this course draws on ran its Kubernetes pilot on (three machines
+# on the department's subnet). `outside` knows nothing about 172.17.0.0/16.
 
 # %%
-from labkit import Lab, plots, to_frame
+from labkit import Lab, diagrams, to_frame
 from labkit.capture import Capture, MultiCapture
 
 lab = Lab("a2-docker0")
@@ -76,6 +77,13 @@ c1, c2 = containers["c1"], containers["c2"]
 host.bridge_ports("docker0")                  # bridge -n host link / ip -n host link show master docker0
 
 # %% [markdown]
+# The lab as it stands, drawn from the lab itself (`lab.describe()`): every namespace,
+# cable, bridge and address.
+
+# %%
+diagrams.topology(lab)
+
+# %% [markdown]
 # **Predict.** `c1` pings `c2`. We listen on `c1`'s cable end (`veth1`), on `c2`'s
 # (`veth2`) and on the bridge device itself (`docker0`, which is also the host's own
 # interface on this LAN). On which of the three will you see the ARP request? And the
@@ -88,7 +96,7 @@ frames = cap.table()
 frames[["interface", "direction", "src_mac", "dst_mac", "stack", "arp_op", "icmp_type"]]
 
 # %%
-plots.timeline(frames)
+diagrams.ladder(frames, lab=lab)      # one arrow per frame; a frame seen on several ports is drawn once
 
 # %% [markdown]
 # The ARP request is a broadcast, so the bridge *floods* it out of every port and up
@@ -190,7 +198,8 @@ print(host.run(["iptables", "-L", "FORWARD", "-v", "-n"]).stdout)
 # %% [markdown]
 # Two containers on the *same* bridge can no longer talk, and nothing says why except
 # the policy's packet counter. Docker avoids this with explicit `ACCEPT` rules; add the
-# two that matter here:
+# three it writes for its bridge (container to container, container to the outside,
+# and replies coming back):
 
 # %% tags=["nbval-check-output"]
 host.iptables("-A", "FORWARD", "-i", "docker0", "-o", "docker0", "-j", "ACCEPT")
@@ -228,6 +237,21 @@ host.set_forwarding(True)
 #   silently cuts containers on the same bridge apart unless rules accept them.
 #
 # Notebook 20 shows that a real Docker engine builds exactly these objects.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. In the ladder of section 3, the ARP request was seen on `veth1`, `veth2` and
+#    `docker0`, the echo request only on two of them. Which rule of a learning switch
+#    explains the difference?
+# 2. Without the masquerade rule, `outside` received the echo requests but never
+#    answered. What single route on `outside` would also have made the pings work, and
+#    why does Docker prefer NAT?
+# 3. With `br_netfilter` on and `FORWARD DROP`, which of the three `ACCEPT` rules lets
+#    `c1` reach `c2`, and which one lets the replies from `outside` back in?
+#
+# Exercise 02 ([exercises/02-bridge-as-docker0.ipynb](../exercises/02-bridge-as-docker0.ipynb))
+# builds the same network with its own addresses; its solution answers these questions.
 
 # %%
 lab.close()

@@ -17,20 +17,19 @@
 # %% [markdown]
 # ## 1 · The plan
 #
-# ```
-#        host1                                          host2
-#  ┌──────────────────────────┐                ┌──────────────────────────┐
-#  │ c1 10.0.0.11 ─┐          │                │          ┌─ c2 10.0.0.21 │
-#  │ c3 10.0.0.12 ─┤ lxdbr0 ──┤ enp0s8 ── lan ── enp0s8 ├── lxdbr0       │
-#  │               └ 10.0.0.1 │  (no IP)    (switch)  (no IP)            │
-#  └──────────────────────────┘                └──────────────────────────┘
-# ```
+# | node | where | interface | address | plugged into |
+# |---|---|---|---|---|
+# | `c1` | on host1 | `eth0` | 10.0.0.11/24 | host1's bridge `lxdbr0` |
+# | `c3` | on host1 | `eth0` | 10.0.0.12/24 | host1's bridge `lxdbr0` |
+# | `c2` | on host2 | `eth0` | 10.0.0.21/24 | host2's bridge `lxdbr0` |
+# | `host1` | | `lxdbr0` | 10.0.0.1/24 (section 4) | |
+# | `host1`, `host2` | | `enp0s8` | none: a port of `lxdbr0` | the switch `lan` |
 #
 # All containers share 10.0.0.0/24. The hosts' cards (`enp0s8`) carry no address: they are
-# switch ports now.
+# switch ports now. Section 3 draws the lab once it is built.
 
 # %%
-from labkit import Lab, plots, to_frame
+from labkit import Lab, diagrams, to_frame
 from labkit.capture import Capture, MultiCapture
 
 lab = Lab("b1-bridged")
@@ -69,6 +68,12 @@ c1, c2, c3 = lab["c1"], lab["c2"], lab["c3"]
 {h.name: h.bridge_ports("lxdbr0") for h in (host1, host2)}
 
 # %% [markdown]
+# The lab as built, drawn from the lab itself (`lab.describe()`):
+
+# %%
+diagrams.topology(lab)
+
+# %% [markdown]
 # **Predict.** `c1` (on host1) pings `c2` (on host2). Listening on the LAN side of the
 # switch, whose MAC addresses will you see in the frames: the hosts' cards, or the
 # containers' own?
@@ -93,8 +98,14 @@ print("card MACs on the LAN:     ", sorted(m for m in cards.values() if m in see
 # transparent switch ports. On real hardware this traffic would cross your physical
 # switch, which would learn every container's MAC.
 
+# %% [markdown]
+# As a ladder (a frame seen at both capture points is one arrow). Rows whose stack ends
+# in `igmp`, if your capture has any, are IGMP (IP protocol 2): an interface that has
+# just come up tells multicast routers which groups it listens to (IGMPv3 reports go to
+# 224.0.0.22). They have nothing to do with the ping; a real switch sees them too.
+
 # %%
-plots.timeline(frames)
+diagrams.ladder(frames, lab=lab)
 
 # %% [markdown]
 # ## 4 · Where does the host's own address go?
@@ -129,6 +140,19 @@ print("repaired, c1 -> c2:   ", c1.ping("10.0.0.21", count=2).received, "replies
 #   lab guide asks for promiscuous mode on the VMs' cards, and why large deployments
 #   prefer routing or tunnels (notebooks 04 to 06).
 # * The host's address lives on the bridge, like a switch's VLAN interface.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. The LAN carried the containers' own MAC addresses. What must a physical switch
+#    between two real hosts learn, and what happens when it can hold no more entries?
+# 2. Why does an address left on `enp0s8`, once the card is a bridge port, stop
+#    answering? Where does a frame arriving on a bridge port go?
+# 3. With host2's card out of its bridge, c1 still reached c3. Which device forwarded
+#    that frame, and which one would have had to forward c1's frame to c2?
+#
+# Exercise 03 ([exercises/03-two-hosts-bridged-lan.ipynb](../exercises/03-two-hosts-bridged-lan.ipynb))
+# builds this scenario with its own addresses; its solution answers these questions.
 
 # %%
 lab.close()

@@ -16,20 +16,18 @@
 # %% [markdown]
 # ## 1 · The plan
 #
-# ```
-#         host1 (router)                              host2 (router)
-#  ┌──────────────────────────────┐             ┌─────────────────────────────────────┐
-#  │ c1 10.1.1.2 ─ lxdbr0 10.1.1.1│  172.16.1.0/24  │ veth-c2 10.2.2.1/30 ── c2 10.2.2.2/30  │
-#  │                    enp0s8 ───┼──── lan ────┼─ enp0s8                            │
-#  │                  172.16.1.1  │             │ 172.16.1.2  veth-c3 10.2.2.5/30 ── c3 10.2.2.6/30 │
-#  └──────────────────────────────┘             └─────────────────────────────────────┘
-# ```
+# | subnet | on | gateway (the host's end) | container |
+# |---|---|---|---|
+# | 172.16.1.0/24 | the LAN `lan` | | host1 `enp0s8` .1, host2 `enp0s8` .2 |
+# | 10.1.1.0/24 | host1's bridge `lxdbr0` | 10.1.1.1 on `lxdbr0` | `c1` 10.1.1.2 |
+# | 10.2.2.0/30 | host2 `veth-c2` ↔ `c2` | 10.2.2.1 on `veth-c2` | `c2` 10.2.2.2 |
+# | 10.2.2.4/30 | host2 `veth-c3` ↔ `c3` | 10.2.2.5 on `veth-c3` | `c3` 10.2.2.6 |
 #
-# Layer 3 view: three subnets of containers (10.1.1.0/24, 10.2.2.0/30, 10.2.2.4/30), one
+# The lab is drawn once it is built (end of section 3). Layer 3 view: three subnets of containers (10.1.1.0/24, 10.2.2.0/30, 10.2.2.4/30), one
 # subnet between the hosts (172.16.1.0/24), and each host's default route pointing at the other.
 
 # %%
-from labkit import Lab, plots, to_frame
+from labkit import Lab, diagrams, to_frame
 from labkit.capture import Capture
 
 lab = Lab("b2-routed")
@@ -82,6 +80,12 @@ host2.add_route("default", via="172.16.1.1")  # ip -n host2 route add default vi
 
 # %% tags=["nbval-check-output"]
 to_frame(host2.routes())[["dst", "gateway", "dev", "protocol", "scope"]]   # ip -n host2 route
+
+# %% [markdown]
+# The whole lab, drawn from the lab itself:
+
+# %%
+diagrams.topology(lab)
 
 # %% [markdown]
 # ## 4 · Follow the hops
@@ -149,6 +153,19 @@ host1.add_route("default", via="172.16.1.2")
 # * A bridge is optional: point-to-point /30 links, with the host end as gateway, work as well.
 # * The LAN between hosts only carries the hosts' MACs: no container MAC leaks out, but
 #   every host must know (or default-route towards) every other host's container subnets.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. `traceroute` showed host1's `lxdbr0` address and host2's `enp0s8` address. Why
+#    these two, and not host1's `enp0s8`?
+# 2. With forwarding off on host2, `c1` still reached 172.16.1.2. What is the difference,
+#    for host2's kernel, between a packet *for* it and a packet *through* it?
+# 3. Each host points its default route at the other. What goes wrong when a third host
+#    with its own container subnet joins the LAN?
+#
+# Exercise 04 ([exercises/04-two-hosts-routed.ipynb](../exercises/04-two-hosts-routed.ipynb))
+# builds this scenario with its own addresses; its solution answers these questions.
 
 # %%
 lab.close()

@@ -18,15 +18,16 @@
 # %% [markdown]
 # ## 1 · The plan
 #
-# ```
-#        host1  172.16.1.1                               host2  172.16.1.2
-#  ┌────────────────────────────────┐            ┌────────────────────────────────┐
-#  │ c1 10.0.0.11 ─ lxdbr0 ─ eltunelgre ══ GRE ══ eltunelgre ─ lxdbr0 ─ c2 10.0.0.21 │
-#  │                  enp0s8 ───────┼─── lan ────┼─────── enp0s8                  │
-#  └────────────────────────────────┘            └────────────────────────────────┘
-# ```
+# | node | interface | address | role |
+# |---|---|---|---|
+# | `host1` | `enp0s8` | 172.16.1.1/24 | the tunnel's local end (underlay, on the switch `lan`) |
+# | `host2` | `enp0s8` | 172.16.1.2/24 | the tunnel's remote end |
+# | `host1`, `host2` | `lxdbr0` | none | a bridge holding the container's cable and `eltunelgre` |
+# | `c1` (on host1) | `eth0` | 10.0.0.11/24 | |
+# | `c2` (on host2) | `eth0` | 10.0.0.21/24 | |
 #
-# (`eltunelgre`, "the GRE tunnel", is the name the original lab guide uses.)
+# The GRE tunnel `eltunelgre` joins the two bridges; section 1 draws the lab once the
+# tunnel exists. (`eltunelgre`, "the GRE tunnel", is the name the original lab guide uses.)
 
 # %% [markdown]
 # The hosts, their bridges and the containers are built the way notebook 03 did by hand,
@@ -34,7 +35,7 @@
 # does those steps; read its source to see them).
 
 # %%
-from labkit import Lab, plots, to_frame
+from labkit import Lab, diagrams, plots, to_frame
 from labkit.scenarios import two_hosts
 from labkit.tunnels import gretap
 
@@ -68,6 +69,12 @@ t1
 # userspace program instead (it reads the frames that enter `eltunelgre` and sends them
 # in real GRE packets over a raw IP socket). On the wire and for the containers it is
 # the same tunnel; on a kernel with GRE support `implementation` says `kernel`.
+#
+# The lab now, drawn from the lab itself (the dashed line is the tunnel, given as
+# `tunnels=`: a userspace tunnel is a program, not a kernel device `lab.describe()` sees):
+
+# %%
+diagrams.topology(lab, tunnels=[t1, t2])
 
 # %% [markdown]
 # ## 2 · Through the tunnel
@@ -98,7 +105,12 @@ plots.overhead(wire)
 # Each frame gains an outer IPv4 header (20 bytes), a GRE header (4) and, because the
 # payload is a whole frame, the inner Ethernet header (14): **38 bytes**. For a 1500-byte
 # underlay the largest inner packet that fits is 1500 − 38 = **1462** bytes, which is
-# why the tunnel device's MTU is set to 1462.
+# why the tunnel device's MTU is set to 1462. The echo request captured above, header
+# by header:
+
+# %%
+request = wire[wire["inner_icmp_type"] == 8].iloc[0]
+diagrams.headers(request.to_dict(), title="A captured echo request inside GRE")
 
 # %% tags=["nbval-check-output"]
 print("tunnel MTU:", host1.interface("eltunelgre").mtu, " overhead per frame:", int(wire["overhead_bytes"].max()), "bytes")
@@ -144,6 +156,19 @@ cap.table()[["direction", "src_ip", "dst_ip", "gre_proto", "gre_key", "stack"]]
 #   38 bytes of overhead, hence MTU 1462 inside.
 # * Both ends must agree (addresses, key); a stopped end or a key mismatch silently
 #   black-holes the LAN's traffic.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. The first GRE packet carried `c1`'s ARP broadcast. What would you see on the LAN
+#    if a third host also had a gretap end towards host1: who receives that broadcast?
+# 2. Why does a tunnel carrying whole Ethernet frames cost 14 bytes more than one
+#    carrying IP packets (`ip link add ... type gre`)? What do you gain for them?
+# 3. With mismatched keys host2 still *received* the GRE packets. Where exactly were they
+#    dropped, and how would you prove it from host2's counters?
+#
+# Exercise 05 ([exercises/05-ethernet-over-gre.ipynb](../exercises/05-ethernet-over-gre.ipynb))
+# builds the tunnel with its own addresses and key; its solution answers these questions.
 
 # %%
 lab.close()

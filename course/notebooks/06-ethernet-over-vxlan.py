@@ -16,7 +16,7 @@
 # container on each, nothing joining the bridges.
 
 # %%
-from labkit import Lab, plots, to_frame
+from labkit import Lab, diagrams, plots, to_frame
 from labkit.scenarios import two_hosts
 from labkit.tunnels import vxlan_group
 
@@ -27,10 +27,9 @@ host1, host2, c1, c2 = s.host1, s.host2, s.c1, s.c2
 # %% [markdown]
 # ## 1 · The VXLAN devices
 #
-# ```
-#   c1 10.0.0.11 ─ lxdbr0 ─ vxlan0 ╌╌ UDP 4789, VNI 42, group 239.1.1.1 ╌╌ vxlan0 ─ lxdbr0 ─ c2 10.0.0.21
-#                    host1 (enp0s8 172.16.1.1) ─── lan ─── host2 (enp0s8 172.16.1.2)
-# ```
+# One `vxlan0` per host, VNI 42, multicast group 239.1.1.1 over each host's `enp0s8`
+# (172.16.1.1 and 172.16.1.2), UDP port 4789, plugged into the host's bridge `lxdbr0`
+# beside the container (`c1` 10.0.0.11 on host1, `c2` 10.0.0.21 on host2).
 
 # %%
 VNI, GROUP = 42, "239.1.1.1"
@@ -39,6 +38,13 @@ ends = [vxlan_group(h, "vxlan0", vni=VNI, group=GROUP, dev="enp0s8", bridge="lxd
 # ip -n hostN link add vxlan0 type vxlan id 42 group 239.1.1.1 dev enp0s8 dstport 4789
 # ip -n hostN link set vxlan0 mtu 1450 master lxdbr0 up
 ends[0]
+
+# %% [markdown]
+# The lab now, drawn from the lab itself: the two kernel VXLAN devices with the same
+# VNI are the dashed tunnel.
+
+# %%
+diagrams.topology(lab)
 
 # %% tags=["nbval-check-output"]
 info = host1.interface("vxlan0")                      # ip -d -n host1 link show vxlan0
@@ -61,8 +67,15 @@ wire[["direction", "src_ip", "dst_ip", "dport", "vni", "stack", "inner_dst_mac",
 # has joined: that is how VXLAN floods BUM traffic without knowing the other hosts in
 # advance. The answer and the echo packets then go **unicast** from host to host: each
 # `vxlan0` has learnt, from the outer source address, behind which VTEP each MAC sits.
-# (Rows whose inner stack ends in `unknown(ip-proto=2)` are IGMP membership reports:
-# multicast group bookkeeping that is itself flooded through the group.)
+# (A row whose inner stack ends in `igmp`, if yours has one, is an IGMP membership report
+# from a container's interface, flooded through the group like any multicast. The hosts'
+# own IGMP reports, which join 239.1.1.1 on the LAN, are not VXLAN: this capture's filter,
+# `udp port 4789`, leaves them out. Capture without a filter to see them.)
+#
+# The same packets as a ladder, between the two VTEPs and the group:
+
+# %%
+diagrams.ladder(wire, lab=lab)
 
 # %%
 to_frame(host1.fdb("vxlan0"))[["mac", "dst", "state", "flags"]]    # bridge -n host1 fdb show dev vxlan0
@@ -79,7 +92,12 @@ plots.protocol_breakdown(wire)
 #
 # Outer Ethernet is not counted (every frame has one anyway). VXLAN adds outer IPv4 (20) +
 # UDP (8) + VXLAN header (8) + the inner Ethernet header (14) = **50 bytes**, so the
-# device's MTU is 1500 − 50 = **1450**, the same MTU Flannel's `flannel.1` uses.
+# device's MTU is 1500 − 50 = **1450**, the same MTU Flannel's `flannel.1` uses. One
+# captured echo request, header by header:
+
+# %%
+request = wire[wire["inner_icmp_type"] == 8].iloc[0]
+diagrams.headers(request.to_dict(), title="A captured echo request inside VXLAN")
 
 # %% tags=["nbval-check-output"]
 print("overhead:", int(wire["overhead_bytes"].max()), "bytes | vxlan0 MTU:", host1.interface("vxlan0").mtu)
@@ -112,6 +130,19 @@ cap.table()[["direction", "src_ip", "dst_ip", "vni", "stack"]]
 # * A VNI mismatch silently isolates the two sides.
 #
 # Next, notebook 07 compares the four two-host scenarios side by side.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. Why did the first ARP request go to 239.1.1.1 and the reply straight to 172.16.1.1?
+#    What had host2's `vxlan0` learnt from the request?
+# 2. VXLAN and GRE with Ethernet both stretch one LAN between hosts. Why is VXLAN's
+#    overhead 12 bytes larger, and what does UDP buy a tunnel on a real network?
+# 3. With VNI 43 on host2 the packets still arrived. How would you show, with a capture
+#    and an `ip` command, that host2 dropped them rather than the network?
+#
+# Exercise 06 ([exercises/06-ethernet-over-vxlan.ipynb](../exercises/06-ethernet-over-vxlan.ipynb))
+# builds VXLAN with its own VNI and group; its solution answers these questions.
 
 # %%
 lab.close()

@@ -75,12 +75,10 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
-import plotly.io as pio
 
 from labkit import to_frame
 from labkit.docker import BASE_IMAGE, DockerLab, gateway_of, network_summary, peer_interface
 
-pio.renderers.default = "plotly_mimetype+notebook_connected"
 CAPTURES = Path(tempfile.mkdtemp(prefix="labkit-20-"))
 
 dl = DockerLab("20-docker-networks")   # docker ps -a --filter label=io.labkit.session=20-docker-networks
@@ -156,10 +154,26 @@ print("same interfaces as the host:",
 # shared with the host and with every other host-mode container. Two web servers that
 # both want port 18080 (on loopback, so nothing is exposed outside this machine):
 
+# %%
+import time
+import urllib.error
+
+
+def fetch(url: str, seconds: float = 10.0) -> str:
+    """``curl URL``, waiting up to ``seconds`` for a server that is still starting."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=5).read().decode()
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
 # %% tags=["nbval-check-output"]
 # docker run -d --name web1 --net=host labkit/busybox:1 httpd -f -p 127.0.0.1:18080 -h /var/www
 web1 = dl.run("web1", "httpd -f -p 127.0.0.1:18080 -h /var/www", network="host")
-print(urllib.request.urlopen("http://127.0.0.1:18080/", timeout=5).read().decode())   # curl
+print(fetch("http://127.0.0.1:18080/"))                                                # curl
 
 # %% tags=["nbval-check-output"]
 # docker run -d --name web2 --net=host labkit/busybox:1 httpd -f -p 127.0.0.1:18080 -h /var/www
@@ -396,7 +410,7 @@ print("\n".join(line for line in after if line not in before and line.startswith
 
 # %%
 print(client.api.port(pub.container.id, 80))                        # docker port pub 80
-print(urllib.request.urlopen(f"http://{gateway}:8080/", timeout=5).read().decode())  # curl
+print(fetch(f"http://{gateway}:8080/"))                              # curl
 print(host.run(["iptables", "-t", "nat", "-L", "DOCKER", "-n", "-v", "-x"]).stdout)
 
 # %% [markdown]
@@ -528,9 +542,21 @@ plots.timeline(table, title="Who sees what: docker0 and test's veth")
 #   way out is the one from notebook 02. `docker0`, its veths and its NAT rules are the
 #   objects you built by hand.
 #
-# Next: notebook 21 joins Docker engines on two hosts with an overlay network. The
-# exercise `exercises/20-docker-networks.ipynb` is the UPC thesis' db/web task, with
-# checkpoints.
+# Next: notebook 21 joins Docker engines on two hosts with an overlay network.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. `docker network inspect` gave each container a MAC address starting with `02:42`.
+#    What do the next four bytes encode, and why is a MAC derived that way unique on the
+#    network?
+# 2. On the default bridge, `ping db` fails; on `bridge_test` it works. Which server
+#    answers the name, and why does the default bridge not have one?
+# 3. `-p 8080:80` wrote a DNAT rule. Which address does the web server log for a client
+#    on another machine, and which for a client on the same host that uses 127.0.0.1?
+#
+# Exercise 20 ([exercises/20-docker-networks.ipynb](../exercises/20-docker-networks.ipynb))
+# is the UPC thesis' db/web task, with checkpoints; its solution answers these questions.
 #
 # ### Clean-up
 

@@ -74,13 +74,11 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-import plotly.io as pio
 
 from labkit import plots, to_frame
 from labkit.capture import Capture
 from labkit.docker.hosts import DockerHosts, running_hosts
 
-pio.renderers.default = "plotly_mimetype+notebook_connected"
 CAPTURES = Path(tempfile.mkdtemp(prefix="labkit-21-"))
 
 hosts = DockerHosts("21-docker-overlay",
@@ -220,8 +218,10 @@ to_frame(c1_ns.routes("inet"))[["dst", "gateway", "dev", "prefsrc"]]
 # Two interfaces: `eth0` on demonet, with an **MTU of 1450**, and `eth1` on
 # `docker_gwbridge`, which carries the default route (a container reaches the outside
 # world through its own host, never through the overlay). 1450 = 1500 - 50: the 50 bytes
-# VXLAN adds to every frame (outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8), so that the
-# encapsulated packet still fits the 1500-byte MTU of the hosts' link.
+# VXLAN adds to every packet (outer IPv4 20, UDP 8, VXLAN 8, and the *inner* Ethernet
+# header 14, which travels inside the tunnel), so that the encapsulated packet still fits
+# the 1500-byte MTU of the hosts' link. The outer Ethernet header is not counted: an MTU
+# counts from the IP header (notebook 06 draws the headers).
 #
 # ## 5. The VXLAN device behind demonet
 #
@@ -309,6 +309,32 @@ plots.overhead(table, title="demonet: inner packet and VXLAN encapsulation, byte
 # * The data plane is a kernel VXLAN device (VNI 4097, UDP 4789) bridged with the
 #   containers' veths in a namespace per network; its forwarding and ARP entries are
 #   written by the engines, so no multicast group is needed.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. Both engines' `docker0` subnets are 172.17.0.0/16. Why is that harmless for
+#    containers on `docker0`, and why could demonet not work that way?
+# 2. The kernel lab of notebook 06 flooded the first ARP request to a multicast group;
+#    the engines wrote permanent FDB and ARP entries instead. What does each approach need
+#    from the network between the hosts?
+# 3. A container on demonet has two interfaces. Which one carries a ping to a container
+#    on the other host, and which one a download from the internet?
+#
+# <details><summary>Answers (open after you have thought about them)</summary>
+#
+# 1. A `docker0` address never leaves its host: traffic to the outside is masqueraded to
+#    the host's address, so the same private subnet can repeat on every host. demonet is
+#    one Ethernet segment across hosts: every container on it needs an address unique in
+#    the whole network, so one IPAM (the swarm's) must hand them out.
+# 2. Flooding to a group needs multicast routing between the hosts (IGMP on the switches,
+#    PIM across routers), which clouds and many data centres do not offer. Written entries
+#    need only unicast UDP between hosts, plus a control plane that knows every container
+#    (the swarm's gossip, formerly a key-value store).
+# 3. `eth0` (demonet, MTU 1450) carries the ping, inside VXLAN between the hosts. `eth1`
+#    (`docker_gwbridge`) holds the default route: a download leaves through the
+#    container's own host, masqueraded, never through the overlay.
+# </details>
 #
 # ### Clean-up
 

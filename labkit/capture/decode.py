@@ -7,7 +7,7 @@ their next header is), never with one Python object per packet. 100,000 packets
 take well under a second.
 
 Decoded: Ethernet, 802.1Q, Linux cooked (SLL), ARP, IPv4, IPv6 (with extension
-headers), ICMP, ICMPv6, UDP, TCP, VXLAN (UDP 4789, flannel's 8472, Weave's 6784), GRE (0x6558
+headers), ICMP, ICMPv6, UDP, TCP, IGMP (named only: ``.../ipv4/igmp``), VXLAN (UDP 4789, flannel's 8472, Weave's 6784), GRE (0x6558
 Ethernet, 0x0800 IPv4, 0x86DD IPv6 payloads), IP-in-IP (protocol 4), IPv6-in-IPv4
 (41) and flannel's UDP backend (UDP 8285 carrying raw IPv4). Files may hold
 Ethernet (LINKTYPE 1), raw IP (101, e.g. a TUN device such as flannel0) or Linux
@@ -28,7 +28,9 @@ node               node the capture ran on (``node=`` argument, or from a pcapng
                    interface named ``node:ifname`` as MultiCapture.merge writes)
 interface          interface name (``interface=`` argument, or the pcapng name)
 direction          ``'in'`` received, ``'out'`` sent by the node, ``None`` unknown
-length             frame length on the wire, bytes
+length             frame length on the wire, bytes; on veth and bridges a TCP
+                   "frame" can be a GSO/TSO packet of up to 64 KB, captured
+                   before the kernel (or a card) cuts it into MTU-sized frames
 caplen             bytes captured (less than ``length`` if cut at the snaplen)
 stack              encapsulation stack, outermost first, e.g.
                    ``eth/ipv4/udp/vxlan(vni=42)/eth/ipv4/icmp``
@@ -325,11 +327,11 @@ _TOKENS: list[str] = [
     "vxlan(vni={})", "gre", "fragment", "truncated", "unknown(ethertype=0x{:04x})",
     "unknown(ip-proto={})", "unknown(gre-proto=0x{:04x})", "llc", "malformed",
     "unknown(ip-version={})", "unknown(gre-version={})", "unknown(linktype={})",
-    "unknown(sll-proto=0x{:04x})", "ipv6-ext",
+    "unknown(sll-proto=0x{:04x})", "ipv6-ext", "igmp",
 ]
 (T_NONE, T_ETH, T_SLL, T_VLAN, T_ARP, T_IPV4, T_IPV6, T_ICMP, T_ICMP6, T_UDP, T_TCP,
  T_VXLAN, T_GRE, T_FRAG, T_TRUNC, T_UNK_ETH, T_UNK_IP, T_UNK_GRE, T_LLC, T_BAD,
- T_UNK_IPVER, T_UNK_GREVER, T_UNK_LINK, T_UNK_SLL, T_IPV6EXT) = range(len(_TOKENS))
+ T_UNK_IPVER, T_UNK_GREVER, T_UNK_LINK, T_UNK_SLL, T_IPV6EXT, T_IGMP) = range(len(_TOKENS))
 
 _TUNNELS = ["", "vxlan", "gre", "ipip", "6in4", "udp"]
 TUN_VXLAN, TUN_GRE, TUN_IPIP, TUN_6IN4, TUN_UDP = 1, 2, 3, 4, 5
@@ -511,7 +513,10 @@ class _Decoder:
     def ip_next(self, idx: np.ndarray, proto: np.ndarray) -> None:
         nxt = _IP_NEXT[proto]
         self.kind[idx] = nxt
-        unknown = (nxt == K_DONE) & (proto != 59)  # 59: IPv6 "no next header"
+        igmp = proto == 2  # IGMP: a host telling routers which multicast groups it listens to
+        if igmp.any():
+            self.push(idx[igmp], T_IGMP)
+        unknown = (nxt == K_DONE) & (proto != 59) & ~igmp  # 59: IPv6 "no next header"
         if unknown.any():
             self.push(idx[unknown], T_UNK_IP, proto[unknown])
         tun = (nxt == K_IPV4) | (nxt == K_IPV6)

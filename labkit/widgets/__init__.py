@@ -18,7 +18,15 @@ The panels also take a plain :class:`labkit.Lab` built in code:
 commands) of what it built, so the next step can be code: ``print(b.code())``.
 
 Every widget that builds a lab owns it: the Tear down button, ``close()``, or the
-kernel ending closes it (and with it every namespace, cable and process).
+kernel ending closes it (and with it every namespace, cable and process). Running
+the cell that made a builder again closes the previous builder's lab first.
+
+A displayed panel also carries a static snapshot of itself (the diagram as SVG, the
+last ping and capture results), refreshed after every cell and kept when the panel
+is closed, so a saved notebook reads on GitHub, nbviewer and in HTML
+(:class:`~labkit.widgets._base.Panel`, :mod:`~labkit.widgets._static`). A new panel
+gets this by subclassing ``Panel``, calling ``self._freeze()`` first in ``close()``,
+and tagging input-only parts with the CSS class ``_static.NO_SNAPSHOT``.
 Long operations run in a worker thread and show their progress; from code they
 wait (``b.build()`` returns when the lab is built; ``wait=False`` does not).
 
@@ -82,6 +90,7 @@ class Workbench(Panel):
 
     def close(self) -> None:
         """Tear the lab down and close every part."""
+        self._freeze()
         self.capture_panel.close()
         self.ping_panel.close()
         self.diagram.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 import threading
 import time
 import traceback
@@ -268,12 +269,16 @@ def code_block(text: str, *, height: str | None = None) -> str:
     return f"<pre class='labkit-code' style='{style}'>{html.escape(text)}</pre>"
 
 
-def show_figure(out: W.Output, fig: "go.Figure") -> None:
+def show_figure(out: W.Output, fig: "go.Figure", *, static: str | None = None) -> None:
     """Put a plotly figure into an Output widget (works from any thread).
 
     Written as plotly's own MIME bundle (what JupyterLab, VS Code and nbviewer render),
     without going through ``plotly.io``'s renderers, which import heavy modules.
+    ``static`` (SVG or HTML) is what the panel's static snapshot shows in its place;
+    without it the snapshot shows a PNG of the figure where one can be made.
     """
+    out._labkit_figure = fig  # type: ignore[attr-defined]
+    out._labkit_static = static  # type: ignore[attr-defined]
     spec = json.loads(fig.to_json())
     spec["config"] = {"displaylogo": False, "responsive": True}
     title = fig.layout.title.text if fig.layout.title and fig.layout.title.text else "figure"
@@ -291,15 +296,114 @@ def clear(out: W.Output) -> None:
     out.outputs = ()
 
 
+def _cell_key() -> tuple[str, int] | None:
+    """(cell id, execution count) of the notebook cell running now, if the front end says."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    if shell is None:
+        return None
+    cell = (getattr(shell, "parent_header", None) or {}).get("metadata", {}).get("cellId")
+    return (str(cell), int(shell.execution_count)) if cell else None
+
+
+_BY_CELL: dict[str, tuple[int, "weakref.ref[Any]"]] = {}
+
+
+def supersede(owner: Any) -> None:
+    """Close what an earlier run of the same notebook cell made (its lab would live on).
+
+    Re-running ``wb = workbench(...)`` rebinds ``wb``, but the old widgets keep the old
+    builder, and so its lab and supervisor, alive until the kernel ends. A second
+    object made by the same run of a cell is left alone.
+    """
+    key = _cell_key()
+    if key is None:
+        return
+    cell, count = key
+    previous = _BY_CELL.get(cell)
+    if previous is not None and previous[0] != count:
+        old = previous[1]()
+        if old is not None and old is not owner:
+            try:
+                old.close()
+            except Exception:  # noqa: BLE001 - already closed, or its kernel objects are gone
+                pass
+    if previous is None or previous[0] != count:
+        _BY_CELL[cell] = (count, weakref.ref(owner))
+
+
 class Panel:
-    """Common behaviour: display as a widget, close from code."""
+    """Common behaviour: display as a widget with a static snapshot, close from code.
+
+    Displayed (last line of a cell, or ``display(panel)``), a panel publishes the live
+    widget together with a ``text/html`` snapshot of it (:func:`~._static.static_html`),
+    and refreshes that snapshot after every cell, so a saved notebook shows the diagram
+    and the last results where no kernel runs. :meth:`_freeze` (called first thing in
+    ``close()``) keeps the snapshot of the panel as it was; once closed, the output holds
+    only that snapshot (a closed widget would otherwise show as a blank space).
+    """
 
     widget: W.Widget
 
+    def snapshot_html(self) -> str:
+        """Static HTML of the panel as it is now (or as it was when it was closed)."""
+        frozen = getattr(self, "_frozen", None)
+        if frozen is not None:
+            return frozen
+        from ._static import static_html
+
+        return ("<div class='labkit-snapshot' style='border:1px solid #ddd;padding:6px'>"
+                + static_html(self.widget)
+                + "<div style='color:#888;font-size:11px;margin-top:4px'>Static copy of the widget after the "
+                  "last cell ran; run the notebook for the live widget.</div></div>")
+
+    def _bundle(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"text/html": self.snapshot_html(), "text/plain": repr(self)}
+        if getattr(self, "_frozen", None) is None:
+            data.update({k: v for k, v in self.widget._repr_mimebundle_().items() if k != "text/plain"})
+        return data
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        return self._bundle()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        from .. import ipython
+
+        handle = display(self._bundle(), raw=True, display_id=True)
+        self.__dict__.setdefault("_displays", []).append(handle)
+        self._shown = self.snapshot_html()
+        ipython.track(self)
+
+    def _labkit_refresh_display(self) -> None:
+        """After a cell: republish the snapshot where it changed (called by labkit.ipython)."""
+        if getattr(self, "_frozen", None) is not None or not getattr(self, "_displays", None):
+            return
+        now = self.snapshot_html()
+        if now != getattr(self, "_shown", None):
+            self._shown = now
+            bundle = self._bundle()
+            for handle in self._displays:
+                handle.update(bundle, raw=True)
+
+    def _freeze(self) -> None:
+        """Keep the snapshot as it is now: the panel is about to close."""
+        if getattr(self, "_frozen", None) is None and getattr(self, "_displays", None):
+            try:
+                self._frozen = self.snapshot_html().replace(
+                    "Static copy of the widget after the last cell ran; run the notebook for the live widget.",
+                    "Static copy of the widget as it was when it was closed; run the notebook for the live widget.")
+            except Exception:  # noqa: BLE001 - a snapshot is a nicety; closing must go on
+                self._frozen = ""
 
     def _close_widgets(self) -> None:
+        self._freeze()
+        for handle in getattr(self, "_displays", []):
+            try:
+                handle.update(self._bundle(), raw=True)  # the snapshot alone: the widget is gone
+            except Exception:  # noqa: BLE001 - no kernel to publish to
+                pass
         stack = [self.widget]
         while stack:
             w = stack.pop()

@@ -27,7 +27,8 @@ import ipywidgets as W
 from ..errors import LabkitError
 from ..lab import Lab
 from . import templates as _templates
-from ._base import Panel, Tasks, Watcher, code_block, error_message, message, plural
+from ._base import Panel, Tasks, Watcher, code_block, error_message, message, plural, supersede
+from ._static import NO_SNAPSHOT
 from .plan import Plan, Step
 
 EMPTY = "empty lab (build it with the forms)"
@@ -61,6 +62,7 @@ class TopologyBuilder(Panel):
         self.status_text = ""
         self.watcher = Watcher(lambda: self._lab, interval=watch, plan=lambda: self.plan.describe())
         self._tasks = Tasks(self._failed, self._update_buttons)
+        supersede(self)  # re-running the cell that made this builder closes the previous one's lab
         self._make_widgets()
         if template is not None:
             self.use_template(template, name=name)
@@ -134,6 +136,7 @@ class TopologyBuilder(Panel):
 
         self.forms = W.Tab(children=[node_form, link_form, bridge_form, addr_form, route_form])
         self.forms.titles = ("Node", "Link", "Bridge", "Address", "Route")
+        self.forms.add_class(NO_SNAPSHOT)  # input forms mean nothing in a saved notebook's static copy
 
         # plan and code
         self.python_view = W.HTML()
@@ -499,6 +502,7 @@ class TopologyBuilder(Panel):
 
     def close(self) -> None:
         """Tear the lab down and close the widget (and its watcher). Safe to call twice."""
+        self._freeze()
         self._tasks.wait(30)
         lab, self._lab = self._lab, None
         if lab is not None:

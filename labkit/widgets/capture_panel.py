@@ -256,6 +256,7 @@ class CapturePanel(Panel):
 
     def close(self) -> None:
         """Stop any running capture, stop following the lab and close the widget."""
+        self._freeze()
         self._tasks.wait(30)
         self._counting.set()
         cap = self.capture

@@ -18,7 +18,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import plots
+from .. import diagrams, plots
 from ._base import Panel, clear, message, plural, show_figure, watcher_for
 
 __all__ = ["TopologyDiagram", "diagram"]
@@ -72,7 +72,11 @@ class TopologyDiagram(Panel):
                           legend={"orientation": "h", "y": -0.02})
         fig.layout.yaxis.scaleanchor = None  # use the widget's width: room for the address labels
         self.figure = fig
-        show_figure(self.out, fig)
+        try:  # the snapshot (saved notebooks, no kernel) shows the same lab as an SVG drawing
+            static = diagrams.topology(data, title=title).svg()
+        except Exception:  # noqa: BLE001 - a half-written plan; the live figure is still right
+            static = None
+        show_figure(self.out, fig, static=static)
         self.redraws += 1
         nodes, links = len(data["nodes"]), len(data.get("links", []))
         state = "planned" if planned else "built"
@@ -81,6 +85,7 @@ class TopologyDiagram(Panel):
 
     def close(self) -> None:
         """Stop following the lab and close the widget."""
+        self._freeze()
         self.watcher.unsubscribe(self._draw)
         self._close_widgets()
 

@@ -429,6 +429,7 @@ class PingPanel(Panel):
 
     def close(self) -> None:
         """Stop following the lab and close the widget (the lab stays as it is)."""
+        self._freeze()
         self._tasks.wait(30)
         self.watcher.unsubscribe(self._on_lab)
         self._close_widgets()
