@@ -23,6 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["grade", "merge"]:  # its own parser: `grade` takes positional notebooks
+        from .grading.shard import merge_main
+        return merge_main(argv[2:])
     args = build_parser().parse_args(argv)
     if args.command == "doctor":
         from . import doctor as doctor_module

@@ -7,13 +7,16 @@
                  [--memory SIZE] [--output-limit SIZE] [--processes N] [-p NAME VALUE]...
                  [--params-file FILE.json] [--files DIR] [--hide PATH]...
                  [--continue-on-error]
-                 [--kernel NAME] [--quiet]
+                 [--kernel NAME] [--quiet] [--shard I/N]
+    labkit grade merge SHARD_OUTPUT [SHARD_OUTPUT ...] -o OUTPUT
 
 SUBMISSION is a notebook or a folder of notebooks; the student id is the file name.
 ``-p subnet 10.1.0.0/24`` sets a parameter for everyone (VALUE is read as JSON when it
 parses, else as a string); ``--params-file`` is a JSON object mapping student ids
-(or ``"*"`` for everyone) to parameter objects. Exit status 0 when the gradebook was
-written (whatever the grades), 2 on a usage or exercise error.
+(or ``"*"`` for everyone) to parameter objects. ``--shard I/N`` grades only shard I
+of N, and ``labkit grade merge`` combines the shards' folders into one gradebook
+(:mod:`labkit.grading.shard`). Exit status 0 when the gradebook was written
+(whatever the grades), 2 on a usage or exercise error.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run every cell even after one raises")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--shard", metavar="I/N", help="grade only shard I of N (by student id); "
+                        "combine the shards with `labkit grade merge DIR... -o OUTPUT`")
 
 
 def build_parser(subparsers: Any = None) -> argparse.ArgumentParser:
@@ -111,14 +116,25 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(time_s=args.timeout, memory_bytes=args.memory, output_bytes=args.output_limit,
                     processes=args.processes)
     started = time.monotonic()
+    submissions, hide, shard = list(args.submissions), list(args.hide), None
     try:
-        book = grade(args.exercise, args.submissions, args.output, hidden=args.hidden,
+        if args.shard:
+            from labkit.grading.shard import ShardSpec, plan
+
+            shard = plan(ShardSpec.parse(args.shard), args.exercise, args.submissions,
+                         hidden=args.hidden, parameters=parameters, limits=limits,
+                         files=args.files, continue_on_error=args.continue_on_error,
+                         kernel_name=args.kernel)
+            submissions, hide = list(shard.selected), hide + [s.path for s in shard.others]
+        book = grade(args.exercise, submissions, args.output, hidden=args.hidden,
                      parameters=parameters, workers=args.workers, limits=limits,
                      files=args.files, continue_on_error=args.continue_on_error,
-                     kernel_name=args.kernel, hide=args.hide, progress=not args.quiet)
+                     kernel_name=args.kernel, hide=hide, progress=not args.quiet)
     except (ManifestError, SandboxUnavailable, ValueError, FileNotFoundError) as exc:
         print(f"labkit grade: {exc}", file=sys.stderr)
         return 2
+    if shard is not None:
+        shard.write_record(args.output)
     if not args.quiet:
         print(f"graded {len(book.rows)} submissions in {time.monotonic() - started:.1f} s: "
               f"{args.output / 'gradebook.csv'}, {args.output / 'report.html'}", file=sys.stderr)
@@ -127,5 +143,10 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``labkit grade ...`` as a standalone program (``python -m labkit.grading``)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        from labkit.grading.shard import merge_main
+
+        return merge_main(argv[1:])
     args = build_parser().parse_args(argv)
     return run(args)
