@@ -24,9 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:2] == ["grade", "merge"]:  # its own parser: `grade` takes positional notebooks
-        from .grading.shard import merge_main
-        return merge_main(argv[2:])
+    if argv[:1] == ["grade"]:  # `grade merge` and `grade export` have their own parsers
+        from .grading.cli import run_subcommand
+        code = run_subcommand(argv[1:])
+        if code is not None:
+            return code
     args = build_parser().parse_args(argv)
     if args.command == "doctor":
         from . import doctor as doctor_module

@@ -9,6 +9,7 @@
                  [--continue-on-error]
                  [--kernel NAME] [--quiet] [--shard I/N]
     labkit grade merge SHARD_OUTPUT [SHARD_OUTPUT ...] -o OUTPUT
+    labkit grade export OUTPUT --lms moodle|canvas -o FILE.csv   (see labkit.grading.lms)
 
 SUBMISSION is a notebook or a folder of notebooks; the student id is the file name.
 ``-p subnet 10.1.0.0/24`` sets a parameter for everyone (VALUE is read as JSON when it
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_parser", "main", "parse_size", "run"]
+__all__ = ["build_parser", "main", "parse_size", "run", "run_subcommand"]
 
 
 def parse_size(text: str) -> int:
@@ -141,12 +142,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+_SUBCOMMANDS = {"merge": ("labkit.grading.shard", "merge_main"),
+                "export": ("labkit.grading.lms", "export_main")}
+"""``labkit grade merge ...`` and ``labkit grade export ...``: their own parsers, since
+``labkit grade`` itself takes the exercise notebook as its first positional argument."""
+
+
+def run_subcommand(argv: list[str]) -> int | None:
+    """Run ``merge``/``export`` if ``argv`` (after ``grade``) starts with one; else None."""
+    if argv[:1] and argv[0] in _SUBCOMMANDS:
+        import importlib
+
+        module, function = _SUBCOMMANDS[argv[0]]
+        return int(getattr(importlib.import_module(module), function)(argv[1:]))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """``labkit grade ...`` as a standalone program (``python -m labkit.grading``)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["merge"]:
-        from labkit.grading.shard import merge_main
-
-        return merge_main(argv[1:])
+    code = run_subcommand(argv)
+    if code is not None:
+        return code
     args = build_parser().parse_args(argv)
     return run(args)
