@@ -8,6 +8,7 @@ compares the two output folders byte for byte.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from labkit.grading.shard import RECORD, ShardError, ShardSpec, plan, shard_of
 
 DATA = Path(__file__).parent / "data" / "grading"
 BASIC = DATA / "basic"
+RECIPE = Path(__file__).resolve().parent.parent / "deploy" / "grading" / "grade-on-machines.sh"
 PYTHON = sys.executable
 STUDENTS = ["broken", "copycat", "forger", "good", "invalid", "partial"]
 SUBNETS = {"good": "172.16.4.0/22", "copycat": "10.20.0.0/23", "partial": "192.168.7.0/24"}
@@ -149,3 +151,21 @@ def test_shards_merged_equal_the_single_run_byte_for_byte(tmp_path):
     assert "other settings" in refused(shards[0], shards[1], changed)
     bad_spec = _grade(tmp_path / "x", [subs], params, "--shard", "4/3")
     assert bad_spec.returncode == 2 and "out of range" in bad_spec.stderr
+
+    # the plain multi-machine recipe, with this machine standing in for three hosts
+    bundle = tmp_path / "bundle"
+    shutil.copytree(subs, bundle / "submissions")
+    for name in ("exercise.ipynb", "hidden.py"):
+        shutil.copy(BASIC / name, bundle / name)
+    shutil.copy(params, bundle / "params.json")
+    recipe = subprocess.run(
+        ["bash", str(RECIPE), str(bundle), str(tmp_path / "recipe"), "local", "local", "local",
+         "--", "exercise.ipynb", "submissions", "--hidden", "hidden.py", "--params-file",
+         "params.json", "-j", "2", "--timeout", "60", "--output-limit", "256k", "--memory", "1G"],
+        env={**os.environ, "LABKIT": str(Path(sys.prefix) / "bin" / "labkit")},
+        capture_output=True, text=True, timeout=600)
+    assert recipe.returncode == 0, recipe.stderr + "".join(
+        p.read_text() for p in (tmp_path / "recipe-shards").glob("*.log"))
+    again = _tree(tmp_path / "recipe")
+    for name in same:
+        assert again[name] == want[name], f"{name}: the recipe's merge differs"
