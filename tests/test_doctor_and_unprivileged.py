@@ -17,7 +17,8 @@ from labkit import doctor
 REPO = Path(__file__).resolve().parent.parent
 STUDENT = "labkit-student"
 UNPRIVILEGED_SUITE = ["tests/test_lifecycle.py", "tests/test_topology.py", "tests/test_errors.py",
-                      "tests/test_processes.py", "tests/test_capture.py"]
+                      "tests/test_processes.py", "tests/test_capture.py",
+                      "tests/test_singleuser.py"]
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
 
