@@ -29,10 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from hub import ClassHub, login, open_notebook, processes_of, run_all  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+from hub import (CHROMIUM, CHROMIUM_ARGS, ClassHub, login, open_notebook,  # noqa: E402
+                 processes_of, run_all)
 NODE_GB, NODE_CORES, SYSTEM_GB = 8, 2, 1.0
 """The node of the capacity table, and what its OS and the hub keep for themselves."""
 

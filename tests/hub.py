@@ -29,6 +29,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "deploy" / "jupyterhub" / "jupyterhub_config.py"
+CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium")
+                 if p and os.path.exists(p)), None)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
 
 
 def free_port() -> int:

@@ -23,13 +23,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from helpers import host_links, wait_until
-from hub import ClassHub, login, open_notebook, processes_of, run_all
+from hub import CHROMIUM, CHROMIUM_ARGS, ClassHub, login, open_notebook, processes_of, run_all
 
-CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium")
-                 if p and os.path.exists(p)), None)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
 STUDENTS = ["lkhub1", "lkhub2", "lkhub3"]
 NOTEBOOK = "same-lab.ipynb"
 CULL_TIMEOUT = 20
