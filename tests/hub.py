@@ -187,19 +187,43 @@ def _exists(user: str) -> bool:
         return False
 
 
-def login(page: Any, base: str, user: str, timeout_ms: int = 120_000) -> None:
+def _network_changed(exc: Exception) -> bool:
+    # Chromium aborts a navigation when the host's interfaces change (other work on
+    # the machine adding Docker veths, say): not the hub's doing, so try again.
+    return "ERR_NETWORK_CHANGED" in str(exc)
+
+
+def goto(page: Any, url: str, timeout_ms: int = 120_000, tries: int = 4) -> None:
+    """``page.goto`` that tries again when Chromium saw the host's network change."""
+    for attempt in range(tries):
+        try:
+            page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+            return
+        except Exception as exc:  # noqa: BLE001 - playwright's Error, re-raised below
+            if not _network_changed(exc) or attempt == tries - 1:
+                raise
+            time.sleep(1)
+
+
+def login(page: Any, base: str, user: str, timeout_ms: int = 120_000, tries: int = 4) -> None:
     """Log ``user`` in through the hub's login form; return once their server is up."""
-    page.goto(f"{base}/hub/login", wait_until="domcontentloaded", timeout=timeout_ms)
-    page.fill("#username_input", user)
-    page.fill("#password_input", "any password: the test authenticator checks none")
-    page.click("#login_submit")
-    page.wait_for_url(f"{base}/user/{user}/lab**", timeout=timeout_ms)
+    for attempt in range(tries):
+        try:
+            goto(page, f"{base}/hub/login", timeout_ms)
+            if "/hub/login" in page.url:  # not logged in yet (else the hub redirects)
+                page.fill("#username_input", user)
+                page.fill("#password_input", "any password: the test authenticator checks none")
+                page.click("#login_submit")
+            page.wait_for_url(f"{base}/user/{user}/lab**", timeout=timeout_ms)
+            return
+        except Exception as exc:  # noqa: BLE001 - playwright's Error, re-raised below
+            if not _network_changed(exc) or attempt == tries - 1:
+                raise
 
 
 def open_notebook(page: Any, base: str, user: str, name: str, timeout_ms: int = 120_000) -> None:
     """Open a notebook of the user's home in JupyterLab and wait for its kernel."""
-    page.goto(f"{base}/user/{user}/lab/tree/{name}", wait_until="domcontentloaded",
-              timeout=timeout_ms)
+    goto(page, f"{base}/user/{user}/lab/tree/{name}", timeout_ms)
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout_ms)
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                            " && window.jupyterapp.shell.currentWidget.sessionContext"

@@ -53,12 +53,12 @@ def same_lab_notebook() -> str:
             "c1.add_address('eth0', '10.0.0.1/24')\n"
             "c2.add_address('eth0', '10.0.0.2/24')\n"
             "c1.add_address('eth0', f'10.99.0.{me[-1]}/32')   # only this student's\n"
-            "ping = c1.ping('10.0.0.2', count=2)"),
+            "ping = c1.ping('10.0.0.2', count=2, wait=10)   # generous: the class shares the CPU"),
         new_code_cell(
             "mine = sorted(a.local for a in c1.addresses() if a.local.startswith('10.99.'))\n"
             "print('RESULT ' + json.dumps({'user': me, 'lab': lab.name, 'marks': mine,\n"
             "      'replies': ping.received, 'supervisor': lab.supervisor_pid,\n"
-            "      'uid': os.getuid(), 'pid': os.getpid()}))"),
+            "      'uid': os.getuid(), 'pid': os.getpid(), 'ping': ping.raw[-600:]}))"),
     ]
     return nbformat.writes(nb)
 
