@@ -53,12 +53,27 @@ def same_lab_notebook() -> str:
             "c1.add_address('eth0', '10.0.0.1/24')\n"
             "c2.add_address('eth0', '10.0.0.2/24')\n"
             "c1.add_address('eth0', f'10.99.0.{me[-1]}/32')   # only this student's\n"
-            "ping = c1.ping('10.0.0.2', count=2, wait=10)   # generous: the class shares the CPU"),
+            "import time   # on a busy machine the kernel may take a moment to declare the\n"
+            "for _ in range(300):   # veth ends UP (until then it drops what is sent)\n"
+            "    if all(i.operstate == 'UP' for n in (c1, c2) for i in n.interfaces()\n"
+            "           if i.ifname == 'eth0'):\n"
+            "        break\n"
+            "    time.sleep(0.1)\n"
+            "# Under heavy machine load the first ARP exchange of a fresh lab was seen to\n"
+            "# fail now and then (Destination Host Unreachable; a core issue, reported):\n"
+            "# keep every attempt, so the test shows how many it took.\n"
+            "attempts = []\n"
+            "for _ in range(3):\n"
+            "    ping = c1.ping('10.0.0.2', count=2, wait=10)\n"
+            "    attempts.append(ping.received)\n"
+            "    if ping.received == 2:\n"
+            "        break"),
         new_code_cell(
             "mine = sorted(a.local for a in c1.addresses() if a.local.startswith('10.99.'))\n"
             "print('RESULT ' + json.dumps({'user': me, 'lab': lab.name, 'marks': mine,\n"
             "      'replies': ping.received, 'supervisor': lab.supervisor_pid,\n"
-            "      'uid': os.getuid(), 'pid': os.getpid(), 'ping': ping.raw[-600:]}))"),
+            "      'uid': os.getuid(), 'pid': os.getpid(), 'ping': ping.raw[-600:],\n"
+            "      'attempts': attempts}))"),
     ]
     return nbformat.writes(nb)
 
@@ -109,7 +124,10 @@ def test_three_students_same_lab_then_stop_and_cull(tmp_path: Path) -> None:
                     got = results[user]
                     assert got["user"] == user and got["lab"] == "class-lab"
                     assert got["marks"] == [f"10.99.0.{n}"], got
-                    assert got["replies"] == 2, got
+                    assert got["replies"] == 2, (got["attempts"], got["ping"])
+                    if len(got["attempts"]) > 1:
+                        print(f"{user}: ping needed {len(got['attempts'])} attempts: "
+                              f"{got['attempts']}")
                     assert got["uid"] == uids[user]  # an unprivileged account, not root
                 # all three labs are up at this moment, as the students, apart: only the
                 # launcher and unshare sit in the host's PID namespace; the server, its
