@@ -73,6 +73,8 @@ case "$ACTION" in
         ;;
     test)
         system_packages; python_env; docker_engine
+        # the JupyterHub test needs JupyterHub's proxy, from npm
+        deploy/jupyterhub/install-proxy.sh || say "could not install configurable-http-proxy (npm)"
         "$VENV/bin/labkit" doctor
         say "Running the test suite"
         exec "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider "${@:2}"

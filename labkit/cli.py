@@ -23,6 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["grade"]:  # `grade merge` and `grade export` have their own parsers
+        from .grading.cli import run_subcommand
+        code = run_subcommand(argv[1:])
+        if code is not None:
+            return code
     args = build_parser().parse_args(argv)
     if args.command == "doctor":
         from . import doctor as doctor_module

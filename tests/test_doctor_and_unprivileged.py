@@ -19,7 +19,8 @@ STUDENT = "labkit-student"
 UNPRIVILEGED_SUITE = ["tests/test_lifecycle.py", "tests/test_topology.py", "tests/test_errors.py",
                       "tests/test_processes.py", "tests/test_capture.py",
                       "tests/test_robustness.py", "tests/test_calico.py",
-                      "tests/test_weave.py", "tests/test_romana.py", "tests/test_diagrams.py"]
+                      "tests/test_weave.py", "tests/test_romana.py", "tests/test_diagrams.py",
+                      "tests/test_singleuser.py"]
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
 

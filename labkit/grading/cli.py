@@ -7,16 +7,20 @@
                  [--memory SIZE] [--output-limit SIZE] [--processes N] [-p NAME VALUE]...
                  [--params-file FILE.json] [--files DIR] [--allow PATH]... [--hide PATH]...
                  [--continue-on-error]
-                 [--kernel NAME] [--quiet]
+                 [--kernel NAME] [--quiet] [--shard I/N]
+    labkit grade merge SHARD_OUTPUT [SHARD_OUTPUT ...] -o OUTPUT
+    labkit grade export OUTPUT --lms moodle|canvas -o FILE.csv   (see labkit.grading.lms)
 
 SUBMISSION is a notebook or a folder of notebooks; the student id is the file name.
 ``-p subnet 10.1.0.0/24`` sets a parameter for everyone (VALUE is read as JSON when it
 parses, else as a string); ``--params-file`` is a JSON object mapping student ids
 (or ``"*"`` for everyone) to parameter objects. The notebooks see only the system
 folders, the Python environment and labkit's package: ``--allow`` shows them one
-more host path (read-only), e.g. a Docker proxy's socket. Exit status 0 when the
-gradebook was written (whatever the grades), 2 on a usage or exercise error (or when
-this machine cannot run the sandbox: the message names the path and the fix).
+more host path (read-only), e.g. a Docker proxy's socket. ``--shard I/N`` grades only
+shard I of N, and ``labkit grade merge`` combines the shards' folders into one gradebook
+(:mod:`labkit.grading.shard`). Exit status 0 when the gradebook was written (whatever
+the grades), 2 on a usage or exercise error (or when this machine cannot run the
+sandbox: the message names the path and the fix).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_parser", "main", "parse_size", "run"]
+__all__ = ["build_parser", "main", "parse_size", "run", "run_subcommand"]
 
 
 def parse_size(text: str) -> int:
@@ -84,6 +88,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run every cell even after one raises")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--shard", metavar="I/N", help="grade only shard I of N (by student id); "
+                        "combine the shards with `labkit grade merge DIR... -o OUTPUT`")
 
 
 def build_parser(subparsers: Any = None) -> argparse.ArgumentParser:
@@ -118,22 +124,53 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(time_s=args.timeout, memory_bytes=args.memory, output_bytes=args.output_limit,
                     processes=args.processes)
     started = time.monotonic()
+    submissions, hide, shard = list(args.submissions), list(args.hide), None
     try:
-        book = grade(args.exercise, args.submissions, args.output, hidden=args.hidden,
+        if args.shard:
+            from labkit.grading.shard import ShardSpec, plan
+
+            shard = plan(ShardSpec.parse(args.shard), args.exercise, args.submissions,
+                         hidden=args.hidden, parameters=parameters, limits=limits,
+                         files=args.files, continue_on_error=args.continue_on_error,
+                         kernel_name=args.kernel)
+            submissions, hide = list(shard.selected), hide + [s.path for s in shard.others]
+        book = grade(args.exercise, submissions, args.output, hidden=args.hidden,
                      parameters=parameters, workers=args.workers, limits=limits,
                      files=args.files, continue_on_error=args.continue_on_error,
-                     kernel_name=args.kernel, hide=args.hide, allow=args.allow,
+                     kernel_name=args.kernel, hide=hide, allow=args.allow,
                      progress=not args.quiet)
     except (ManifestError, SandboxUnavailable, ValueError, FileNotFoundError) as exc:
         print(f"labkit grade: {exc}", file=sys.stderr)
         return 2
+    if shard is not None:
+        shard.write_record(args.output)
     if not args.quiet:
         print(f"graded {len(book.rows)} submissions in {time.monotonic() - started:.1f} s: "
               f"{args.output / 'gradebook.csv'}, {args.output / 'report.html'}", file=sys.stderr)
     return 0
 
 
+_SUBCOMMANDS = {"merge": ("labkit.grading.shard", "merge_main"),
+                "export": ("labkit.grading.lms", "export_main")}
+"""``labkit grade merge ...`` and ``labkit grade export ...``: their own parsers, since
+``labkit grade`` itself takes the exercise notebook as its first positional argument."""
+
+
+def run_subcommand(argv: list[str]) -> int | None:
+    """Run ``merge``/``export`` if ``argv`` (after ``grade``) starts with one; else None."""
+    if argv[:1] and argv[0] in _SUBCOMMANDS:
+        import importlib
+
+        module, function = _SUBCOMMANDS[argv[0]]
+        return int(getattr(importlib.import_module(module), function)(argv[1:]))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """``labkit grade ...`` as a standalone program (``python -m labkit.grading``)."""
+    argv = sys.argv[1:] if argv is None else argv
+    code = run_subcommand(argv)
+    if code is not None:
+        return code
     args = build_parser().parse_args(argv)
     return run(args)
