@@ -73,3 +73,14 @@ def wait_until(predicate, timeout: float = 5.0, step: float = 0.02) -> bool:
 def lab_state(lab) -> dict[str, set[str]]:
     """Every node's interface names, to prove a failed call changed nothing."""
     return {name: {i.ifname for i in node.interfaces()} for name, node in lab.nodes.items()}
+
+
+def kill_owner(owner, tree: set[int], timeout: float = 20.0) -> list[tuple[int, str]]:
+    """SIGKILL a lab's owner process (a ``subprocess.Popen``); return the processes of
+    ``tree`` still alive ``timeout`` seconds later (none, if the lab cleaned up)."""
+    import signal
+
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait()
+    wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in tree), timeout=timeout)
+    return [(p, cmdline(p)) for p in tree if os.path.exists(f"/proc/{p}")]

@@ -7,8 +7,6 @@ student.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -21,7 +19,7 @@ from labkit.calico.bird import SOCKET
 from labkit.cluster import Cluster
 from labkit.errors import InvalidAddress, InvalidTopology, NotFound
 
-from helpers import cmdline, descendants, wait_until
+from helpers import cmdline, descendants, kill_owner, wait_until
 
 
 def bird_routes(machine) -> dict[str, tuple[str, str | None]]:
@@ -171,6 +169,7 @@ def test_nothing_left_after_the_owner_is_killed(tmp_path) -> None:
     """)
     owner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
                              text=True)
+    tree: set[int] = set()
     try:
         assert owner.stdout is not None and owner.stdout.readline().strip() == "ready"
         tree = descendants(owner.pid)
@@ -178,8 +177,6 @@ def test_nothing_left_after_the_owner_is_killed(tmp_path) -> None:
         assert sum(n.startswith("bird ") for n in names) == 2, names
         assert sum("labkit.calico.agent" in n for n in names) == 2, names
     finally:
-        os.kill(owner.pid, signal.SIGKILL)
-        owner.wait()
-    assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in tree), timeout=20), \
-        [(p, cmdline(p)) for p in tree if os.path.exists(f"/proc/{p}")]
+        survivors = kill_owner(owner, tree)
+    assert not survivors, survivors
     assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ names and chains. No lab here: the lab tests are in test_calico.py."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import ipaddress
 import json
 
@@ -230,3 +231,13 @@ def test_the_agent_reads_its_state_from_calicos_keys():
     assert client["endpoints"] == [ep] and set(client["profiles"]) == {"cal_net1"}
     assert [name for name, _, _ in birdcfg.sessions(client["me"], client["peers"], mesh=False)] == \
         ["Node_192_168_99_101"]
+
+
+@pytest.mark.skipif(shutil.which("bird", path="/usr/sbin:/usr/bin:/sbin:/bin") is None,
+                    reason="BIRD is not installed")
+def test_doctor_says_which_bird_is_installed():
+    from labkit import doctor
+
+    check = doctor._bird_check()
+    assert check.ok == check.detail.startswith("BIRD version 1."), check
+    assert "Calico" in check.detail or "BIRD 2" in check.detail
