@@ -223,7 +223,8 @@ def _neighbour_table_check() -> Check | None:
     except (OSError, ValueError, IndexError):
         return None
     ok = used < 0.9 * limit
-    return Check("ARP table room", ok, f"{used} of {limit} entries in use, machine-wide (gc_thresh3)",
+    return Check("ARP table room", ok, f"{used} of {limit} entries in use (permanent ones included), "
+                                       "machine-wide (gc_thresh3)",
                  disables="new neighbours in any lab: pings fail with 'No buffer space available'",
                  remedy="close other labs, or raise the limit on this machine: sysctl -w "
                         "net.ipv4.neigh.default.gc_thresh3=32768 net.ipv4.neigh.default.gc_thresh2=16384")

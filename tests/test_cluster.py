@@ -236,10 +236,14 @@ def test_nothing_left_after_the_owner_is_killed(tmp_path) -> None:
         import sys, time
         from labkit import Lab
         from labkit.cluster import Cluster
+        from labkit.flannel import Flannel
         lab = Lab("killed", workdir=sys.argv[1])
         cluster = Cluster(lab)
         cluster.start_etcd()
-        cluster["node1"].spawn_agent("labkit.cluster.etcd", "v2-dump", cluster.etcd.endpoint, "/")
+        flannel = Flannel(cluster)
+        flannel.configure("10.4.0.0/16")
+        flannel.start("node1")
+        flannel.wait_for_lease("node1")
         print("ready", flush=True)
         time.sleep(600)
     """)
@@ -248,8 +252,8 @@ def test_nothing_left_after_the_owner_is_killed(tmp_path) -> None:
     try:
         assert owner.stdout is not None and owner.stdout.readline().strip() == "ready"
         tree = descendants(owner.pid)
-        etcds = [p for p in tree if _cmdline(p).startswith("etcd")]
-        assert len(etcds) == 1
+        assert len([p for p in tree if _cmdline(p).startswith("etcd")]) == 1
+        assert len([p for p in tree if "labkit.flannel.agent" in _cmdline(p)]) == 1
     finally:
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait()

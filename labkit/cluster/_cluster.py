@@ -93,8 +93,8 @@ class ClusterNode(Node):
 
     # -- containers ---------------------------------------------------------------------
 
-    def add_bridge(self, name: str = "docker0", *, address: str | None = None,
-                   mtu: int | None = None, mac: str | None = None, up: bool = True) -> str:
+    def add_bridge(self, name: str = "docker0", address: str | None = None,  # type: ignore[override]
+                   mtu: int | None = None, *, mac: str | None = None, up: bool = True) -> str:
         """A container bridge on this machine, as ``dockerd --bip=ADDRESS --mtu=MTU`` makes.
 
         ``ip link add docker0 type bridge; ip addr add ADDRESS dev docker0; ip link set

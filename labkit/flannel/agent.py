@@ -187,13 +187,7 @@ class Flanneld(Agent):
         prefix = self.registry.config_key().rsplit("/", 1)[0] + "/subnets/"
         while not self.stopping:
             try:
-                values, _ = self.registry.leases()
-                taken: dict[Net, Lease] = {}
-                for key, value in values.items():
-                    sn = parse_subnet_key(key)
-                    lease = Lease.parse(sn, value) if sn is not None else None
-                    if lease is not None:
-                        taken[sn] = lease  # type: ignore[index]
+                taken, _ = self.snapshot()
                 mine = [sn for sn, l in taken.items() if l.public_ip == public_ip and config.contains(sn)]
                 if mine:
                     sn = mine[0]
