@@ -219,7 +219,7 @@ to_frame(node1.routes("inet"))[["dst", "gateway", "dev"]]            # ip -n nod
 
 # %% tags=["nbval-check-output"]
 with Capture(cluster["node2"].node, "eth1", filter="tcp port 8080") as cap:
-    reply = shell.hit(web2.ip, 8080)
+    reply = shell.hit(web2.ip, 8080, count=2)
 print("web-2 saw the client as", list(reply["sources"]))
 cap.table()[["src_ip", "dst_ip", "dport"]].head(1)           # the SYN, as it crossed the underlay
 

@@ -266,7 +266,9 @@ fig.show()
 # Read both panels. The sync grows with the number of Services in both modes (every
 # rule is rewritten); on this machine a lab applies big syncs in several transactions
 # (its netlink socket is capped, see `labkit/kubernetes/_batches.py`), which adds to
-# both. The connection time through iptables grows with the position of the Service
+# both, and this lab's kube-proxy replaces its whole nftables table on every sync where
+# the real one sends only what changed: here the nftables sync is the slower one, which
+# says more about the lab than about nftables. The connection time through iptables grows with the position of the Service
 # in KUBE-SERVICES; through nftables it stays flat. Timings on a shared machine are
 # noisy: compare the trend, and the ratios in `bench/services.py`.
 #

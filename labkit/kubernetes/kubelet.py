@@ -130,7 +130,7 @@ class Pod:
         return self.node.run(cmd, timeout=timeout)
 
     def hit(self, host: str, port: int, *, count: int = 1, udp: bool = False,
-            timeout: float = 2.0) -> dict[str, Any]:
+            timeout: float = 5.0) -> dict[str, Any]:
         """Open ``count`` new connections to host:port from this pod; replies per pod."""
         argv = [sys.executable, "-m", "labkit.kubernetes.echo", "hit", host, str(port),
                 "--count", str(count), "--timeout", str(timeout)] + (["--udp"] if udp else [])
