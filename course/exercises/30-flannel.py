@@ -24,8 +24,8 @@
 # the commands themselves. Replace the `...` in every cell marked `# YOUR CODE HERE`, then
 # run the checkpoint cell after it. Run the cells in order.
 #
-# *Instructors:* etcd reserves 10 GiB of address space for its database, so grade this
-# exercise with `labkit grade --memory 16G ...` (address space, not memory).
+# *Instructors:* etcd runs with a 100 MiB backend quota and needs about 1.5 GiB of address
+# space, which the grader's default memory limit allows.
 
 # %% tags=["parameters"]
 student_id = "anonymous"
