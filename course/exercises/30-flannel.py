@@ -5,8 +5,7 @@
 # state of the lab, that each step worked:
 #
 # 1. the network config written into etcd under your prefix;
-# 2. one lease per node in etcd, and on each node the `flannel.1` device that flanneld
-#    configured from it (the lease's .0, the MTU it also wrote into `subnet.env`);
+# 2. one lease per node in etcd, `subnet.env` on each node, the `flannel.1` device;
 # 3. containers on Docker-style bridges configured from `subnet.env`, talking across
 #    hosts, with a capture showing VXLAN (VNI 1) on the underlay;
 # 4. a node's flanneld stopped: its lease expires and the other node drops its route.
@@ -51,8 +50,6 @@ lab = Lab("ex30-flannel")
 cluster = Cluster(lab, mtu=underlay_mtu)       # host .100 (etcd), node1 .101, node2 .102, card eth1
 host, node1, node2 = cluster.machines
 etcd = cluster.start_etcd()
-etcd_url = etcd.endpoint                       # http://192.168.99.100:2379
-underlay_ip = {m.name: m.ip for m in cluster.machines}
 
 
 def flannel_subnet(node) -> ipaddress.IPv4Network:
@@ -83,10 +80,10 @@ print(etcd.etcdctl(host, "get", f"{prefix}/config"))
 with Checkpoint("30.1", "The config is in etcd (v3) under your prefix", points=2,
                 hint="etcd.etcdctl(host, 'put', f'{prefix}/config', JSON), or "
                      "Flannel(cluster, prefix=prefix).configure(network, subnet_len=subnet_len)") as cp:
-    get = ["etcdctl", "--endpoints", etcd_url, "get", f"{prefix}/config"]
-    cp.check(checks.command(lab["host"], get, stdout_contains=network))
-    cp.check(checks.command(lab["host"], get, stdout_contains="vxlan"))
-    cp.check(checks.command(lab["host"], get, stdout_contains=f"{subnet_len}"))
+    get = ["etcdctl", "--endpoints", etcd.endpoint, "get", f"{prefix}/config"]
+    cp.check(checks.command(host, get, stdout_contains=network))
+    cp.check(checks.command(host, get, stdout_contains="vxlan"))
+    cp.check(checks.command(host, get, stdout_contains=f"{subnet_len}"))
 
 # %% [markdown]
 # ## Task 2 · flanneld on node1 and node2 (3 points)
@@ -106,14 +103,16 @@ print(node1.read_text(SUBNET_FILE))
 # END SOLUTION
 
 # %% tags=["checkpoint"]
-with Checkpoint("30.2", "A lease per node in etcd; flannel.1 with its .0 and MTU", points=3,
+with Checkpoint("30.2", "A lease per node in etcd, subnet.env, flannel.1", points=3,
                 hint="flannel.start(node1, ttl=ttl) and flannel.start(node2, ttl=ttl), then "
                      "flannel.wait_converged()") as cp:
-    leases = ["etcdctl", "--endpoints", etcd_url, "get", "--prefix", f"{prefix}/subnets/"]
-    for name in ("node1", "node2"):
-        node = lab[name]
-        cp.check(checks.command(lab["host"], leases, stdout_contains=f'"PublicIP":"{underlay_ip[name]}"'))
-        # flanneld gives flannel.1 the .0/32 of its lease and writes that MTU as FLANNEL_MTU
+    leases = ["etcdctl", "--endpoints", etcd.endpoint, "get", "--prefix", f"{prefix}/subnets/"]
+    for node in (node1, node2):
+        cp.check(checks.command(host, leases, stdout_contains=f'"PublicIP":"{node.ip}"'))
+        env = ["cat", node.path(SUBNET_FILE)]
+        cp.check(checks.command(node, env, stdout_contains=f"FLANNEL_NETWORK={network}"))
+        cp.check(checks.command(node, env, stdout_contains=f"FLANNEL_MTU={underlay_mtu - 50}"))
+        # flanneld gives flannel.1 the .0/32 of its lease, and the MTU it wrote in subnet.env
         cp.check(checks.command(node, ["ip", "-4", "-o", "addr", "show", "dev", "flannel.1", "to", network],
                                 stdout_contains="/32"))
         cp.check(checks.interface(node, "flannel.1", kind="vxlan", mtu=underlay_mtu - 50))
@@ -145,15 +144,17 @@ with Checkpoint("30.3", "c1 reaches c2 through flannel.1; VXLAN VNI 1 on the wir
                 hint="flannel.docker_bridge(node); node.add_container('c1', address=...) with the .2 of "
                      "node1's lease, c2 likewise on node2; this checkpoint captures on its own") as cp:
     # each node's lease, read from its flannel.1 (the .0 of the lease, as /32)
-    near, far = (ipaddress.ip_network(f"{lab[n].addresses('flannel.1')[0].local}/{subnet_len}")
-                 for n in ("node1", "node2"))
+    for node in (node1, node2):
+        cp.check(checks.interface(node, "flannel.1", kind="vxlan"))
+    near, far = (ipaddress.ip_network(f"{node.addresses('flannel.1')[0].local}/{subnet_len}")
+                 for node in (node1, node2))
     c2_addr = str(far.network_address + 2)
-    cp.check(checks.route(lab["node1"], str(far), via=str(far.network_address), dev="flannel.1"))
+    cp.check(checks.route(node1, str(far), via=str(far.network_address), dev="flannel.1"))
     cp.check(checks.address(lab["c1"], f"{near.network_address + 2}", dev="eth0"))
     cp.check(checks.address(lab["c2"], c2_addr, dev="eth0"))
-    for name in ("node1", "node2"):   # docker0 from subnet.env: --mtu=$FLANNEL_MTU
-        cp.check(checks.interface(lab[name], "docker0", kind="bridge", mtu=underlay_mtu - 50))
-    with lab["node1"].capture("eth1", filter="udp port 8472") as seen:   # the checkpoint's own capture
+    for node in (node1, node2):   # docker0 from subnet.env: --mtu=$FLANNEL_MTU
+        cp.check(checks.interface(node, "docker0", kind="bridge", mtu=underlay_mtu - 50))
+    with node1.capture("eth1", filter="udp port 8472") as seen:   # the checkpoint's own capture
         lab["c1"].ping(c2_addr, count=2)
     cp.check(checks.capture(seen, "udp/vxlan(vni=1)/eth/ipv4/icmp", min_count=2))
     cp.check(checks.ping(lab["c1"], c2_addr))
@@ -178,13 +179,15 @@ print(node1.run("ip route").stdout)
 with Checkpoint("30.4", "node2's lease expired, and node1 dropped its route", points=2,
                 hint="flannel.stop(node2), then wait until flannel.leases() no longer lists node2") as cp:
     # node2 had a lease (flannel.1 keeps its .0/32 after flanneld stops)
-    gone = ipaddress.ip_network(f"{lab['node2'].addresses('flannel.1')[0].local}/{subnet_len}")
-    leases = ["etcdctl", "--endpoints", etcd_url, "get", "--prefix", f"{prefix}/subnets/"]
-    cp.check(checks.command(lab["host"], leases, stdout_contains=f'"PublicIP":"{underlay_ip["node1"]}"'))
+    cp.check(checks.command(node2, ["cat", node2.path(SUBNET_FILE)], stdout_contains="FLANNEL_SUBNET="))
+    cp.check(checks.interface(node2, "flannel.1", kind="vxlan"))
+    gone = ipaddress.ip_network(f"{node2.addresses('flannel.1')[0].local}/{subnet_len}")
+    leases = ["etcdctl", "--endpoints", etcd.endpoint, "get", "--prefix", f"{prefix}/subnets/"]
+    cp.check(checks.command(host, leases, stdout_contains=f'"PublicIP":"{node1.ip}"'))   # etcd answers
     key = f"{prefix}/subnets/{gone.network_address}-{gone.prefixlen}"
-    cp.check(checks.command(lab["host"], ["sh", "-c", f'out=$(etcdctl --endpoints {etcd_url} get {key}) '
-                                          '&& test -z "$out"']))
-    cp.check(checks.route(lab["node1"], str(gone), present=False))
+    cp.check(checks.command(host, ["sh", "-c", f'out=$(etcdctl --endpoints {etcd.endpoint} get {key}) '
+                                   '&& test -z "$out"']))
+    cp.check(checks.route(node1, str(gone), present=False))
 
 # %% [markdown]
 # ## To think about (not graded)

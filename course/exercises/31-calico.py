@@ -38,7 +38,6 @@ from labkit.cluster import Cluster
 lab = Lab("ex31-calico")
 cluster = Cluster(lab, nodes=["node1", "node2", "node3"])
 node1, node2, node3 = cluster.nodes
-underlay_ip = {m.name: m.ip for m in cluster.machines}
 # `ss -Htn state established '( sport = :179 or dport = :179 )'`: the node's BGP sessions (TCP)
 BGP_SESSIONS = ["ss", "-Htn", "state", "established", "(", "sport", "=", ":179", "or",
                 "dport", "=", ":179", ")"]
@@ -60,13 +59,12 @@ print(calico.birdc("node1", "show", "protocols"))   # birdc -s /var/run/calico/b
 # %% tags=["checkpoint"]
 with Checkpoint("31.1", "BGP full mesh Established; your pool in etcd", points=2,
                 hint="Calico(cluster, pool=pool, block_size=block_size).start()") as cp:
-    for me in ("node1", "node2", "node3"):
-        cp.check(checks.command(lab[me], ["ss", "-Hltn", "sport", "=", ":179"], stdout_contains=":179"))
-        for peer in ("node1", "node2", "node3"):
-            if peer != me:   # one BGP session (TCP, port 179) to each peer
-                cp.check(checks.command(lab[me], BGP_SESSIONS,
-                                        stdout_contains=f"{underlay_ip[peer]}:"))
-    cp.check(checks.command(lab["host"], ["etcdctl", "--endpoints", "http://127.0.0.1:2379", "get",
+    for me in cluster.nodes:
+        cp.check(checks.command(me, ["ss", "-Hltn", "sport", "=", ":179"], stdout_contains=":179"))
+        for peer in cluster.nodes:
+            if peer.name != me.name:   # one BGP session (TCP, port 179) to each peer
+                cp.check(checks.command(me, BGP_SESSIONS, stdout_contains=f"{peer.ip}:"))
+    cp.check(checks.command(cluster.store, ["etcdctl", "--endpoints", "http://127.0.0.1:2379", "get",
                                             "/calico/v1/ipam/v4/pool/" + pool.replace("/", "-")],
                             stdout_contains=f'"block_size": {block_size}'))
 
@@ -95,10 +93,10 @@ with Checkpoint("31.2", "fe1 and fe2 in your pool, blocks routed by BGP, ttl 62 
         cp.check(checks.command(lab[name], ["ip", "-4", "-o", "addr", "show", "to", pool],
                                 stdout_contains="/32"))
         cp.check(checks.route(lab[name], "default", via="169.254.1.1"))
-    cp.check(checks.command(lab["node1"], ["ip", "route", "show", "root", pool, "proto", "bird",
-                                           "type", "blackhole"], stdout_contains=f"/{block_size}"))
-    cp.check(checks.command(lab["node2"], ["ip", "route", "show", "root", pool, "proto", "bird"],
-                            stdout_contains=f"via {underlay_ip['node1']} dev eth1"))
+    cp.check(checks.command(node1, ["ip", "route", "show", "root", pool, "proto", "bird", "type",
+                                    "blackhole"], stdout_contains=f"/{block_size}"))
+    cp.check(checks.command(node2, ["ip", "route", "show", "root", pool, "proto", "bird"],
+                            stdout_contains=f"via {node1.ip} dev eth1"))
     fe2_ip = lab["fe2"].addresses("eth0")[0].local
     cp.check(checks.command(lab["fe1"], ["ping", "-c", "1", "-W", "2", fe2_ip], stdout_contains="ttl=62"))
 
@@ -129,7 +127,7 @@ with Checkpoint("31.3", "fe1's ARP for 169.254.1.1 answered by node1's proxy ARP
         lab["fe1"].ping(fe2_ip, count=1)
     cp.check(checks.capture(seen, "eth/arp", min_count=2))
     cp.check(checks.neighbour(lab["fe1"], "169.254.1.1", lladdr="ee:ee:ee:ee:ee:ee"))
-    cp.check(checks.sysctl(lab["node1"], f"net.ipv4.conf.{interface_name('default', 'fe1')}.proxy_arp", 1))
+    cp.check(checks.sysctl(node1, f"net.ipv4.conf.{interface_name('default', 'fe1')}.proxy_arp", 1))
 
 # %% [markdown]
 # ## Task 4 · A database only the frontend reaches (2 points)
@@ -161,7 +159,7 @@ with Checkpoint("31.4", "db1 accepts tcp db_port from frontend, and nothing else
     db1_ip = lab["db1"].addresses("eth0")[0].local
     cp.check(checks.tcp(lab["fe2"], db1_ip, db_port, expect="open"))
     cp.check(checks.ping(lab["fe2"], db1_ip, expect="failure", count=1))
-    cp.check(checks.command(lab["node3"], ["iptables-save", "-t", "filter"],
+    cp.check(checks.command(node3, ["iptables-save", "-t", "filter"],
                             stdout_contains=f"-m multiport --dports {db_port} -j MARK"))
 
 # %% [markdown]
@@ -182,13 +180,15 @@ print(fe1.node.ping(fe2.ip, count=1, wait=1))
 # %% tags=["checkpoint"]
 with Checkpoint("31.5", "node2's block withdrawn from node1 and node3", points=1,
                 hint="calico.stop_bird('node2'), then calico.wait_withdrawn('node2')") as cp:
-    block2 = next(r.dst for r in lab["node2"].routes("inet") if r.type == "blackhole")
+    cp.check(checks.command(node2, ["ip", "route", "show", "root", pool, "type", "blackhole"],
+                            stdout_contains=f"/{block_size}"))   # node2 still owns its block
+    block2 = next(r.dst for r in node2.routes("inet") if r.type == "blackhole")
     # BIRD is gone from node2: nothing listens on port 179 there, and no session is up
-    cp.check(checks.command(lab["node2"], ["sh", "-c", 'out=$(ss -Htn state listening state established '
-                                           '"( sport = :179 or dport = :179 )") && test -z "$out"']))
-    for other in ("node1", "node3"):
-        cp.check(checks.route(lab[other], block2, present=False))
-        cp.check(checks.command(lab[other], ["ip", "route", "show", "proto", "bird", "type", "blackhole"],
+    cp.check(checks.command(node2, ["sh", "-c", 'out=$(ss -Htn state listening state established '
+                                    '"( sport = :179 or dport = :179 )") && test -z "$out"']))
+    for other in (node1, node3):
+        cp.check(checks.route(other, block2, present=False))
+        cp.check(checks.command(other, ["ip", "route", "show", "proto", "bird", "type", "blackhole"],
                                 stdout_contains=f"/{block_size}"))
 
 # %%
