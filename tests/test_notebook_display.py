@@ -74,9 +74,11 @@ def test_labkit_error_in_a_cell_shows_the_lesson_and_keeps_the_traceback_on_dema
 
 @pytest.mark.skipif(CHROMIUM is None, reason="static figures need Chromium (apt-get install chromium)")
 def test_a_plotly_figure_carries_a_png() -> None:
-    cells = run_cells("import labkit\nimport plotly.graph_objects as go\ngo.Figure(go.Bar(x=['a'], y=[1]))")
-    data = next(o for o in cells[0].outputs if o.output_type == "display_data").data
-    assert "application/vnd.plotly.v1+json" in data and data["image/png"].startswith("iVBORw0KGgo")
+    cells = run_cells("import labkit\nimport plotly.graph_objects as go\ngo.Figure(go.Bar(x=['a'], y=[1]))",
+                      "go.Figure(go.Bar(x=['b'], y=[2])).show()")   # fig.show() too, once plotly is loaded
+    for cell in cells:
+        data = next(o for o in cell.outputs if o.output_type == "display_data").data
+        assert "application/vnd.plotly.v1+json" in data and data["image/png"].startswith("iVBORw0KGgo")
 
 
 def _execute(kc, code: str, cell_id: str) -> list[dict]:
