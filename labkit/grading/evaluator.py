@@ -506,6 +506,7 @@ class Evaluator:
             os.chdir(here)
         found = lc.results()
         verdicts = []
+        alias = self._aliases()
         for cid in ids:
             result = found.get(cid)
             unverified = bool(touched)
@@ -513,8 +514,24 @@ class Evaluator:
                 reason = f"could not check: {error}" if error else "the check recorded no result"
                 verdicts.append(Verdict(cid, False, reason[:500], not unverified))
             else:
-                verdicts.append(Verdict(cid, result.passed, result.reason, not unverified))
+                verdicts.append(Verdict(cid, result.passed, alias(result.reason), not unverified))
         return verdicts
+
+    def _aliases(self) -> Callable[[str], str]:
+        """Reasons name the lab's own scratch folder (``/run/labkit``), not the grader's
+        (a random temporary folder when its lab has no private ``/run``): gradebooks stay
+        deterministic and read like the notebook's."""
+        from labkit._supervisor import PRIVATE_SCRATCH
+
+        mine = {str(v._lab._client.info.get("scratch") or "") for v in self.labs.values()
+                if v._lab is not None and v._lab._client is not None}
+        mine = {m for m in mine if m.startswith("/") and m != PRIVATE_SCRATCH}
+
+        def alias(text: str) -> str:
+            for m in mine:
+                text = text.replace(m + "/", PRIVATE_SCRATCH + "/")
+            return text
+        return alias
 
     def _value(self, name: str, enc: Any, trusted: bool, touched: set[str] | None) -> Any:
         # Only an object of the instructor's setup that the grader cannot rebuild may
@@ -571,10 +588,9 @@ def _cluster(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], tou
 
 
 def _etcd(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], touch: Any) -> Any:
-    from labkit.grading.clusterview import ClusterView, EtcdView
+    from labkit.grading.clusterview import EtcdView
 
-    store = str(enc["etcd"])
-    return EtcdView(ClusterView(lab, [store], store, hints.get("nic"), touch), store)
+    return EtcdView(lab, str(enc["etcd"]), hints.get("nic"), touch)
 
 
 REBUILD: dict[str, Rebuild] = {"machine": _machine, "cluster": _cluster, "etcd": _etcd}
