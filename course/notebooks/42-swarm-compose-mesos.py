@@ -285,19 +285,21 @@ hosts.close()
 #    to one address that does not change while the service exists; IPVS behind it is
 #    updated by the engine as tasks come and go, so a client keeping the address keeps
 #    working.
-# 2. Inside the client's own network namespace: the engine programs IPVS there (in
-#    `probe`'s namespace), which picks a task and rewrites the destination of the
-#    connection. It is the same idea as a ClusterIP: a virtual address that no socket
-#    owns, and a kernel that rewrites each new connection towards one backend and
-#    remembers the choice. The differences: kube-proxy writes NAT rules (iptables or
-#    nftables) in each *node's* namespace and picks at random; Swarm uses IPVS, a
-#    load balancer with its own connection table and scheduling algorithms, in each
-#    *container's* namespace. Without `ip_vs` in this kernel, Swarm's VIP has nothing
-#    behind it, while kube-proxy's rules ran.
+# 2. On the client's own node, before the packet enters the overlay: the engine marks
+#    packets to the VIP and hands them to IPVS, which picks a task (round robin) and
+#    rewrites the destination. The same idea as a ClusterIP: a virtual address that no
+#    socket owns, and a kernel on the client's side that sends each new connection to
+#    one backend and remembers the choice, so no central balancer carries the traffic.
+#    The differences: kube-proxy writes NAT rules (iptables or nftables) and picks at
+#    random; Swarm uses IPVS, a load balancer with its own connection table and
+#    scheduling algorithms. Without `ip_vs` in this kernel the VIP has nothing behind
+#    it, while kube-proxy's rules ran.
 # 3. No: `web` is only on `shop_frontend` and `db` only on `shop_backend`, two separate
-#    bridges, and neither has a route to the other's subnet. `api` has two interfaces,
-#    one on each network, but it does not route between them (a container does not
-#    forward packets). Adding `backend` to `web`'s networks lets `web` reach `db` by
+#    bridges. `web`'s packet to `db` leaves by its default route to the host, where
+#    Docker's `DOCKER-ISOLATION` chains drop traffic from one bridge network to another
+#    (notebook 20); the name `db` does not even resolve on `shop_frontend`. `api` has
+#    two interfaces, one on each network, but it does not route between them (a
+#    container does not forward packets). Adding `backend` to `web`'s networks lets `web` reach `db` by
 #    name; it also puts the public-facing service on the database's network, which is
 #    exactly the separation the two networks were there to give.
 # 4. Each instance's own address is on its host's `docker0` (172.17.0.0/16 on every
