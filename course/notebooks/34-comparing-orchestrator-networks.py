@@ -174,7 +174,7 @@ results[["addresses"]]
 #    backend every packet leaves the kernel through a TUN device, is read by `flanneld`
 #    (a user-space process), wrapped, and written to a UDP socket; the other host does
 #    the same in reverse. Two crossings between kernel and user space and two copies per
-#    packet on each side cost far more than 22 extra header bytes. VXLAN is wrapped and
+#    packet on each side cost far more than the 22 header bytes it saves. VXLAN is wrapped and
 #    unwrapped inside the kernel, like plain routing.
 # 2. 50 bytes are VXLAN's (outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14); the rest
 #    is headroom. Weave picks one default that still fits when its encryption is on and
