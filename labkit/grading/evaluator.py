@@ -57,7 +57,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,6 +300,7 @@ class Evaluator:
     baseline: dict[str, Any] | None = field(init=False, default=None)
     labs: dict[int, LabView] = field(init=False, default_factory=dict)
     flags: list[str] = field(init=False, default_factory=list)
+    hints: dict[int, dict[str, Any]] = field(init=False, default_factory=dict)
     _seen: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
@@ -317,6 +318,11 @@ class Evaluator:
         data = _parse(described)
         self.snapshot = dict(data.get("values", {}))
         self.baseline = data.get("integrity")
+        for enc in self.snapshot.values():   # the setup's own settings (a cluster's card name)
+            if isinstance(enc, dict) and next(iter(enc), None) in REBUILD \
+                    and isinstance(enc.get("lab"), int):
+                self.hints.setdefault(enc["lab"], {}).update(
+                    {k: v for k, v in enc.items() if k == "nic" and isinstance(v, str)})
 
     def _note(self, where: str, text: str) -> None:
         """Flag ``text`` once, with the first cell where it was seen."""
@@ -352,7 +358,8 @@ class Evaluator:
             self.labs[pid] = LabView(supervisor, str(name)[:64], self.work)
         return self.labs[pid]
 
-    def _decode(self, enc: Any, trusted: bool, depth: int = 0) -> Any:
+    def _decode(self, enc: Any, trusted: bool, depth: int = 0,
+                touch: Callable[[], None] | None = None) -> Any:
         if depth > 8:
             raise Unverifiable("nested too deep")
         if enc is None or isinstance(enc, (bool, int, float, str)):
@@ -363,7 +370,7 @@ class Evaluator:
             raise Unverifiable("an unreadable value")
         key = next(iter(enc))
         value = enc[key]
-        sub = (lambda v: self._decode(v, trusted, depth + 1))
+        sub = (lambda v: self._decode(v, trusted, depth + 1, touch))
         try:
             if key == "float":
                 return float(value)
@@ -384,6 +391,10 @@ class Evaluator:
             return self._lab(value, enc.get("name", "lab"))
         if key == "node":
             return self._lab(enc.get("lab"), "lab").node(str(value))
+        if key in REBUILD:
+            lab = self._lab(enc.get("lab"), "lab")
+            hints = {"nic": enc.get("nic")} if trusted else self.hints.get(enc.get("lab"), {})
+            return REBUILD[key](lab, enc, hints, touch)
         if trusted and key == "module" and isinstance(value, str):
             return importlib.import_module(value)
         if trusted and key == "ref" and isinstance(value, list) and len(value) == 2:
@@ -510,8 +521,9 @@ class Evaluator:
         # fall back to the notebook's own result; a lab that is gone (closed, killed)
         # never does: its checks fail.
         fallback = touched if trusted and isinstance(enc, dict) and "object" in enc else None
+        touch = (lambda: touched.add(name)) if trusted and touched is not None else None
         try:
-            return self._decode(enc, trusted)
+            return self._decode(enc, trusted, touch=touch)
         except Unverifiable as exc:
             return _Placeholder(name, str(exc), fallback)
         except Exception as exc:  # noqa: BLE001 - a lab that cannot be reached, say
@@ -523,6 +535,51 @@ class Evaluator:
                 view.close()
         self.labs.clear()
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------
+# Library handles rebuilt from real state
+# --------------------------------------------------------------------------------------
+
+Rebuild = Callable[[LabView, Any, Mapping[str, Any], "Callable[[], None] | None"], Any]
+"""``(lab view, the kernel's encoding, setup hints, touch) -> the grader's view``.
+
+The encoding is used for names only (machines, the store's name): each is accepted
+only if the real lab has that node.
+
+``hints`` are the instructor's setup's own settings for that lab (say a cluster's
+``nic``), never a value student code set; ``touch`` (or None) marks the checkpoint
+"not re-verified" when the view must give up (raise :class:`Unverifiable`) for an
+object of the instructor's setup.
+"""
+
+
+def _machine(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], touch: Any) -> Any:
+    from labkit.grading.clusterview import MachineView
+
+    return MachineView(lab, str(enc["machine"]), hints.get("nic"), touch=touch)
+
+
+def _cluster(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], touch: Any) -> Any:
+    from labkit.grading.clusterview import ClusterView
+
+    if not isinstance(enc["cluster"], list):
+        raise Unverifiable("a cluster without machines")
+    store = enc.get("store")
+    return ClusterView(lab, [str(v) for v in enc["cluster"]],
+                       store if isinstance(store, str) else None, hints.get("nic"), touch)
+
+
+def _etcd(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], touch: Any) -> Any:
+    from labkit.grading.clusterview import ClusterView, EtcdView
+
+    store = str(enc["etcd"])
+    return EtcdView(ClusterView(lab, [store], store, hints.get("nic"), touch), store)
+
+
+REBUILD: dict[str, Rebuild] = {"machine": _machine, "cluster": _cluster, "etcd": _etcd}
+"""The kernel's tag (:data:`labkit.grading.kernelside.HANDLES`) -> how the grader rebuilds
+that handle from the real lab. A later system registers its handle in both tables."""
 
 
 def _TRUSTED_NAMES() -> dict[str, Any]:  # noqa: N802 - a constant, built lazily
