@@ -7,7 +7,7 @@ grader rebuilds each from the **real** lab, through its own adopted nodes
 (:class:`~labkit.grading.evaluator.LabView`):
 
 * :class:`MachineView` (a ClusterNode): every Node method through the grader's adopted
-  node; ``name``; ``nic`` (the instructor's setup's card name, else the library's
+  node; ``name``; ``role`` (the setup's, or the cluster view's; None if unknown); ``nic`` (the instructor's setup's card name, else the library's
   default ``eth1``: never a value student code set); ``ip``, read from the kernel (the
   first global IPv4 address on that card); ``path()`` / ``read_text()``, see below.
 * :class:`ClusterView`: ``cluster[name]``, ``cluster.node(name)``, ``cluster.nodes``,
@@ -38,7 +38,6 @@ import ipaddress
 import os
 import stat
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit import validate
@@ -75,20 +74,15 @@ def _nic(claim: Any) -> str:
     return DEFAULT_NIC
 
 
-def machine_file(supervisor: int, machine: str, path: str, dest: Path,
-                 touch: Touch | None = None) -> str:
-    """Copy machine ``machine``'s file ``path`` out of the lab (safely); the copy's path.
-
-    The copy is missing when the file is (or is not a regular file of at most 1 MiB).
-    """
+def machine_file(supervisor: int, machine: str, path: str,
+                 touch: Touch | None = None) -> bytes | None:
+    """The content of machine ``machine``'s file ``path`` in a student's lab, read safely;
+    None when it is missing, a link, or not a regular file of at most 1 MiB."""
     if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/") \
             or "\0" in path or len(path) > 1024:
         raise InvalidAddress(f"path {path!r} is not an absolute path inside the machine",
                              obj=repr(path), op="find machine file",
                              remedy="give an absolute path without '..', e.g. /run/flannel/subnet.env")
-    copy = dest / "machines" / machine / path.lstrip("/")
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    copy.unlink(missing_ok=True)
     below = f"{PRIVATE_SCRATCH.lstrip('/')}/{STATE_FOLDER}/{machine}"
     root = os.open(f"/proc/{supervisor}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -103,7 +97,7 @@ def machine_file(supervisor: int, machine: str, path: str, dest: Path,
         try:
             pfd = safefs.open_beneath(top, path.lstrip("/"), os.O_PATH | os.O_NOFOLLOW)
         except OSError:
-            return str(copy)            # missing (or behind a link): no copy
+            return None                 # missing (or behind a link)
         try:
             mode = os.fstat(pfd).st_mode
         finally:
@@ -112,18 +106,17 @@ def machine_file(supervisor: int, machine: str, path: str, dest: Path,
             raise _unverifiable(f"{machine}:{path} is a socket, which the grader does not "
                                 "use (check the daemon's effects instead)", touch)
         try:
-            copy.write_bytes(safefs.read_regular(top, path.lstrip("/"), _FILE_BYTES))
+            return safefs.read_regular(top, path.lstrip("/"), _FILE_BYTES)
         except OSError:
-            pass                        # not a regular file, or too large: no copy
+            return None                 # not a regular file, or too large
     finally:
         os.close(top)
-    return str(copy)
 
 
 class MachineView:
     """The grader's view of one :class:`~labkit.cluster.ClusterNode` (see module doc)."""
 
-    def __init__(self, lab: "LabView", name: str, nic: Any = None, role: str = "worker",
+    def __init__(self, lab: "LabView", name: str, nic: Any = None, role: str | None = None,
                  touch: Touch | None = None) -> None:
         self._node = lab.node(name)     # adopted: refused unless the lab has that node
         self._labview = lab
@@ -146,13 +139,21 @@ class MachineView:
                        op="read machine address", remedy=f"ip addr add ADDRESS dev {self.nic}")
 
     def path(self, path: str) -> str:
-        """A grader-side copy of this machine's file ``path`` (see module doc)."""
-        return machine_file(self._labview._supervisor, self.name, path,
-                            self._labview._workdir, self._touch)
+        """A grader-side copy of this machine's file ``path`` (see module doc), at the
+        same path as the library's (on the grader's own lab's private ``/run``)."""
+        data = machine_file(self._labview._supervisor, self.name, path, self._touch)
+        scratch = str(self._labview._lab._client.info.get("scratch") or "")
+        if not scratch.startswith("/"):
+            raise _unverifiable("the grader's lab has no scratch folder", self._touch)
+        copy = f"{scratch}/{STATE_FOLDER}/{self.name}{path}"
+        script = 'rm -f "$1"' if data is None else \
+            'rm -f "$1" && mkdir -p "$(dirname "$1")" && cat > "$1"'
+        self._node.run(["sh", "-c", script, "sh", copy], input=data or b"", check=True)
+        return copy
 
     def read_text(self, path: str) -> str | None:
-        copy = Path(self.path(path))
-        return copy.read_text(errors="replace") if copy.is_file() else None
+        data = machine_file(self._labview._supervisor, self.name, path, self._touch)
+        return None if data is None else data.decode("utf-8", errors="replace")
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("_") or attr in ("containers", "cluster", "state_dir",
@@ -217,9 +218,10 @@ class ClusterView:
 class EtcdView:
     """The grader's view of :class:`~labkit.cluster.etcd.Etcd` (see module doc)."""
 
-    def __init__(self, cluster: ClusterView, store: str) -> None:
-        self.cluster = cluster
-        self.machine = cluster.node(store)
+    def __init__(self, lab: "LabView", store: str, nic: Any = None,
+                 touch: Touch | None = None) -> None:
+        self._lab, self._nic, self._touch = lab, nic, touch
+        self.machine = MachineView(lab, store, nic, "store", touch)
 
     @property
     def endpoint(self) -> str:
@@ -231,14 +233,18 @@ class EtcdView:
         if api not in (2, 3):
             raise InvalidAddress(f"etcdctl API {api!r} is not known", obj=str(api), op="etcdctl",
                                  remedy="use api=2 or api=3")
-        machine = self.cluster.node(node)
+        if isinstance(node, MachineView):
+            machine = node
+        else:   # any machine of the lab, by name: refused unless the lab has that node
+            name = node if isinstance(node, str) else getattr(node, "name", None)
+            machine = MachineView(self._lab, str(name), self._nic, touch=self._touch)
         argv = ["etcdctl", "--endpoints", self.endpoint, *[str(a) for a in args]]
         return machine.run(argv, env={"ETCDCTL_API": str(api)}, input=input, check=check,
                            timeout=timeout)
 
     def __getattr__(self, attr: str) -> Any:
         raise _unverifiable(f"the grader's view of etcd has no {attr!r}: checkpoint cells may "
-                            "use etcd.endpoint and etcd.etcdctl(...)", self.cluster._touch)
+                            "use etcd.endpoint and etcd.etcdctl(...)", self._touch)
 
     def __repr__(self) -> str:
         return "<grader's view of etcd>"
