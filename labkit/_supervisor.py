@@ -66,6 +66,10 @@ def _mount(source: str, target: str, fstype: str | None, flags: int) -> None:
                        flags, None), f"mount {target}")
 
 
+PRIVATE_SCRATCH = "/run/labkit"
+"""The lab's scratch folder when it has a private ``/run`` (the usual case)."""
+
+
 @dataclass
 class Namespace:
     """One node's network namespace, kept alive by ``fd``."""
@@ -114,9 +118,9 @@ class Supervisor:
                 # A private /run: named namespaces under /run/netns, iptables' lock, scratch.
                 _mount("tmpfs", "/run", "tmpfs", 0)
                 os.makedirs("/run/netns", exist_ok=True)
-                os.makedirs("/run/labkit", exist_ok=True)
+                os.makedirs(PRIVATE_SCRATCH, exist_ok=True)
                 self.named = True
-                self.scratch = "/run/labkit"
+                self.scratch = PRIVATE_SCRATCH
             except OSError as exc:
                 self.notes.append(f"mounts refused ({exc.strerror}); namespaces kept by fd only")
         if not self.scratch:
