@@ -66,6 +66,10 @@ def _mount(source: str, target: str, fstype: str | None, flags: int) -> None:
                        flags, None), f"mount {target}")
 
 
+PRIVATE_SCRATCH = "/run/labkit"
+"""The lab's scratch folder when it has a private ``/run`` (the usual case)."""
+
+
 @dataclass
 class Namespace:
     """One node's network namespace, kept alive by ``fd``."""
@@ -114,9 +118,9 @@ class Supervisor:
                 # A private /run: named namespaces under /run/netns, iptables' lock, scratch.
                 _mount("tmpfs", "/run", "tmpfs", 0)
                 os.makedirs("/run/netns", exist_ok=True)
-                os.makedirs("/run/labkit", exist_ok=True)
+                os.makedirs(PRIVATE_SCRATCH, exist_ok=True)
                 self.named = True
-                self.scratch = "/run/labkit"
+                self.scratch = PRIVATE_SCRATCH
             except OSError as exc:
                 self.notes.append(f"mounts refused ({exc.strerror}); namespaces kept by fd only")
         if not self.scratch:
@@ -432,7 +436,10 @@ class Supervisor:
         validate.sysctl_key(key)
         validate.text(value, what=f"value of sysctl {key}", op="set sysctl")
         if key in ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"):
-            self._set_forwarding(ns, value.strip() not in ("0", ""))
+            if value.strip() not in ("0", "1"):
+                raise errors.InvalidTopology(f"{key} takes 0 or 1 (got {value!r})", obj=key,
+                                             op="set sysctl", remedy="pass 1 to route, 0 not to")
+            self._set_forwarding(ns, value.strip() == "1")
             return
         if self.sysctl_via == "proc":
             self._proc_sys_write(ns, key, value)

@@ -47,6 +47,7 @@ gw1 = f"{expected.gateway(0)}/{expected.host_block(0).prefixlen}"
 block2 = str(expected.host_block(1))
 web1_ip, web2_ip = (str(expected.compose(h, tenant, web_segment, 1)) for h in (0, 1))
 db_ip = str(expected.compose(1, tenant, db_segment, 1))
+db_match = expected.segment_match(tenant, db_segment)   # the source match of db's segment chain
 print(f"node1 gateway {gw1}; node2's block {block2}; web1 {web1_ip}, web2 {web2_ip}, db {db_ip}")
 
 # %% [markdown]
@@ -109,15 +110,16 @@ with Checkpoint("33.3", "db (another segment) has its address, and web1 cannot r
                 points=3, hint="romana.add_pod('node2', 'db', tenant=tenant, segment=db_segment)") as cp:
     cp.check(checks.address(lab["db"], db_ip, dev="eth0"))
     cp.check(checks.command(node2, ["iptables", "-S", f"ROMANA-T{tenant}-S{db_segment}"],
-                            stdout_contains=f"-s {expected.segment_match(tenant, db_segment)}"))
+                            stdout_contains=f"-s {db_match}"))
     cp.check(checks.ping(lab["web1"], db_ip, expect="failure"))
 
 # %% [markdown]
 # ## Task 4 · Nothing added on the wire (2 points)
 #
-# Capture ICMP on node2's `eth1` while web1 pings web2, and keep the capture in
-# `romana_capture` (`with node2.capture("eth1", filter="icmp or udp") as romana_capture:`).
-# Which addresses does the underlay see, and how many bytes were added?
+# Capture ICMP on node2's `eth1` while web1 pings web2
+# (`with node2.capture("eth1", filter="icmp or udp") as romana_capture:`). Which addresses
+# does the underlay see, and how many bytes were added? The checkpoint then makes its own
+# capture of the same traffic.
 
 # %%
 # BEGIN SOLUTION
@@ -128,9 +130,11 @@ romana_capture.table()[["src_ip", "dst_ip", "stack", "overhead_bytes"]]
 
 # %% tags=["checkpoint"]
 with Checkpoint("33.4", "the underlay carries the pods' own ICMP packets, no tunnel header",
-                points=2, hint="capture on node2's eth1 around web1.ping(web2's address)") as cp:
-    cp.check(checks.capture(romana_capture, pattern=r"^eth/ipv4/icmp$", min_count=2))
-    cp.check(checks.capture(romana_capture, "udp", absent=True))
+                points=2, hint="web1 and web2 must exist and reach each other (Task 2)") as cp:
+    with node2.capture("eth1", filter="icmp or udp") as seen:   # the checkpoint's own capture
+        lab["web1"].ping(web2_ip, count=2)
+    cp.check(checks.capture(seen, pattern=r"^eth/ipv4/icmp$", min_count=2))
+    cp.check(checks.capture(seen, "udp", absent=True))
 
 # %% [markdown]
 # ## To think about (not graded)

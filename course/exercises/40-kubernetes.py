@@ -131,7 +131,10 @@ print(node1.run(["conntrack", "-L", "-p", "tcp", "--orig-dst", cluster_ip]).stdo
 
 # %% tags=["checkpoint"]
 with Checkpoint("40.3", "conntrack on node1 shows the ClusterIP rewritten to each pod", points=1,
-                hint="make connections from client to the ClusterIP first (Task 2)") as cp:
+                hint="the Service and kube-proxy of Task 2 must be in place") as cp:
+    # fresh connections, so that their entries are there whenever this cell runs
+    cp.check(checks.command(lab["client"], [*hit, cluster_ip, "80", "--count", "30"],
+                            stdout_contains='"errors": {}'))
     for ip in (web1_ip, web2_ip, web3_ip):
         cp.check(checks.command(node1, ["conntrack", "-L", "-p", "tcp", "--orig-dst", cluster_ip],
                                 stdout_contains=f"src={ip} dst={client_ip} sport={target_port}"))

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 DEFAULT_UNDERLAY = "192.168.99.0/24"
 STORE_OFFSET = 100   # host .100, node1 .101, node2 .102 ... as in seed 001
+STATE_FOLDER = "cluster"   # machine state folders: <lab scratch>/cluster/<machine>
+DEFAULT_NIC = "eth1"
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -176,7 +178,7 @@ class Cluster:
     """
 
     def __init__(self, lab: "Lab", *, nodes: Sequence[str] = ("node1", "node2"),
-                 store: str | None = "host", underlay: str = DEFAULT_UNDERLAY, nic: str = "eth1",
+                 store: str | None = "host", underlay: str = DEFAULT_UNDERLAY, nic: str = DEFAULT_NIC,
                  mtu: int = 1500, switch: str = "underlay") -> None:
         if isinstance(nodes, str):
             nodes = [nodes]
@@ -208,7 +210,7 @@ class Cluster:
         self.nic = nic
         self.mtu = mtu
         scratch = str(lab._client.info.get("scratch", "/tmp")) if lab._client else "/tmp"
-        self.state_root = f"{scratch}/cluster"
+        self.state_root = f"{scratch}/{STATE_FOLDER}"
         self.etcd: Etcd | None = None
         plan = ([(store, STORE_OFFSET, "store")] if store else []) + \
             [(n, STORE_OFFSET + 1 + i, "worker") for i, n in enumerate(names)]

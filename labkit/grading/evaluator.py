@@ -20,8 +20,9 @@ of that cell again itself, in this module, with its own ``labkit`` and with
   are ignored and flagged.
 * **The student's answers**: any other name the cell reads is read from the kernel
   at that moment, as data only (numbers, strings, IP addresses, lists, dicts). A
-  name bound to a labkit ``Lab`` or ``Node`` becomes the grader's own view of that
-  real lab (below). Any other object (a capture made in the notebook, a DataFrame, a
+  name bound to a labkit ``Lab`` or ``Node`` (or any subclass) becomes the grader's
+  own view of that real lab (below); so does a registered **handle** (below). Any
+  other object (a capture made in the notebook, a DataFrame, a
   function) cannot be re-checked: using it fails the check with that reason.
 * **Labs**: the grader's view of a student's lab is a host-mode :class:`labkit.Lab`
   (its own supervisor, started by the worker) that adopts the student lab's node
@@ -29,6 +30,17 @@ of that cell again itself, in this module, with its own ``labkit`` and with
   without following any link, accepted only if it is a network namespace). Every
   check then reads the real kernel state through the grader's supervisor, never
   through the student's.
+* **Handles**: library objects the grader rebuilds from names and real state. The
+  kernel encodes an object whose class (or a base class) is listed in
+  :data:`labkit.grading.kernelside.HANDLES` as a tag, names and its lab's supervisor
+  PID; :data:`REBUILD` maps the tag to a function building the grader's view over
+  the adopted nodes. Registered: a cluster machine (``ClusterNode``), a ``Cluster``
+  and ``Etcd`` (:mod:`labkit.grading.clusterview`: ``node1.ip`` read from the
+  kernel, ``cluster["node2"]``, ``etcd.endpoint``, ``etcd.etcdctl(...)``; a
+  machine file ``node1.path(p)`` is copied out of the lab safely, never read by
+  following a link or by running a command in the lab's mount namespace). A later
+  system registers its handle in both tables; a setting the view needs (a card's
+  name) comes from the instructor's setup snapshot, never from student code.
 * **Files** the cell reads by relative path come from a copy of the working copy's
   regular files (size-limited, links refused), made just before the cell runs.
 
@@ -57,7 +69,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,6 +312,7 @@ class Evaluator:
     baseline: dict[str, Any] | None = field(init=False, default=None)
     labs: dict[int, LabView] = field(init=False, default_factory=dict)
     flags: list[str] = field(init=False, default_factory=list)
+    hints: dict[int, dict[str, Any]] = field(init=False, default_factory=dict)
     _seen: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
@@ -317,6 +330,11 @@ class Evaluator:
         data = _parse(described)
         self.snapshot = dict(data.get("values", {}))
         self.baseline = data.get("integrity")
+        for enc in self.snapshot.values():   # the setup's own settings (a cluster's card name)
+            if isinstance(enc, dict) and next(iter(enc), None) in REBUILD \
+                    and isinstance(enc.get("lab"), int):
+                self.hints.setdefault(enc["lab"], {}).update(
+                    {k: v for k, v in enc.items() if k == "nic" and isinstance(v, str)})
 
     def _note(self, where: str, text: str) -> None:
         """Flag ``text`` once, with the first cell where it was seen."""
@@ -352,7 +370,8 @@ class Evaluator:
             self.labs[pid] = LabView(supervisor, str(name)[:64], self.work)
         return self.labs[pid]
 
-    def _decode(self, enc: Any, trusted: bool, depth: int = 0) -> Any:
+    def _decode(self, enc: Any, trusted: bool, depth: int = 0,
+                touch: Callable[[], None] | None = None) -> Any:
         if depth > 8:
             raise Unverifiable("nested too deep")
         if enc is None or isinstance(enc, (bool, int, float, str)):
@@ -363,7 +382,7 @@ class Evaluator:
             raise Unverifiable("an unreadable value")
         key = next(iter(enc))
         value = enc[key]
-        sub = (lambda v: self._decode(v, trusted, depth + 1))
+        sub = (lambda v: self._decode(v, trusted, depth + 1, touch))
         try:
             if key == "float":
                 return float(value)
@@ -384,8 +403,16 @@ class Evaluator:
             return self._lab(value, enc.get("name", "lab"))
         if key == "node":
             return self._lab(enc.get("lab"), "lab").node(str(value))
+        if key in REBUILD:
+            lab = self._lab(enc.get("lab"), "lab")
+            hints = {k: enc.get(k) for k in ("nic", "role")} if trusted \
+                else self.hints.get(enc.get("lab"), {})
+            return REBUILD[key](lab, enc, hints, touch)
         if trusted and key == "module" and isinstance(value, str):
             return importlib.import_module(value)
+        if key == "ref" and isinstance(value, list) and value[:1] == ["__main__"]:
+            raise Unverifiable(f"{str(value[-1])[:64]}, defined in the notebook: checkpoint "
+                               "cells may not call the notebook's own functions")
         if trusted and key == "ref" and isinstance(value, list) and len(value) == 2:
             obj: Any = importlib.import_module(str(value[0]))
             for part in str(value[1]).split("."):
@@ -495,6 +522,7 @@ class Evaluator:
             os.chdir(here)
         found = lc.results()
         verdicts = []
+        alias = self._aliases()
         for cid in ids:
             result = found.get(cid)
             unverified = bool(touched)
@@ -502,16 +530,33 @@ class Evaluator:
                 reason = f"could not check: {error}" if error else "the check recorded no result"
                 verdicts.append(Verdict(cid, False, reason[:500], not unverified))
             else:
-                verdicts.append(Verdict(cid, result.passed, result.reason, not unverified))
+                verdicts.append(Verdict(cid, result.passed, alias(result.reason), not unverified))
         return verdicts
+
+    def _aliases(self) -> Callable[[str], str]:
+        """Reasons name the lab's own scratch folder (``/run/labkit``), not the grader's
+        (a random temporary folder when its lab has no private ``/run``): gradebooks stay
+        deterministic and read like the notebook's."""
+        from labkit._supervisor import PRIVATE_SCRATCH
+
+        mine = {str(v._lab._client.info.get("scratch") or "") for v in self.labs.values()
+                if v._lab is not None and v._lab._client is not None}
+        mine = {m for m in mine if m.startswith("/") and m != PRIVATE_SCRATCH}
+
+        def alias(text: str) -> str:
+            for m in mine:
+                text = text.replace(m + "/", PRIVATE_SCRATCH + "/")
+            return text
+        return alias
 
     def _value(self, name: str, enc: Any, trusted: bool, touched: set[str] | None) -> Any:
         # Only an object of the instructor's setup that the grader cannot rebuild may
         # fall back to the notebook's own result; a lab that is gone (closed, killed)
         # never does: its checks fail.
         fallback = touched if trusted and isinstance(enc, dict) and "object" in enc else None
+        touch = (lambda: touched.add(name)) if trusted and touched is not None else None
         try:
-            return self._decode(enc, trusted)
+            return self._decode(enc, trusted, touch=touch)
         except Unverifiable as exc:
             return _Placeholder(name, str(exc), fallback)
         except Exception as exc:  # noqa: BLE001 - a lab that cannot be reached, say
@@ -523,6 +568,52 @@ class Evaluator:
                 view.close()
         self.labs.clear()
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------
+# Library handles rebuilt from real state
+# --------------------------------------------------------------------------------------
+
+Rebuild = Callable[[LabView, Any, Mapping[str, Any], "Callable[[], None] | None"], Any]
+"""``(lab view, the kernel's encoding, setup hints, touch) -> the grader's view``.
+
+The encoding is used for names only (machines, the store's name): each is accepted
+only if the real lab has that node.
+
+``hints`` are the instructor's setup's own settings for that lab (say a cluster's
+``nic``), never a value student code set; ``touch`` (or None) marks the checkpoint
+"not re-verified" when the view must give up (raise :class:`Unverifiable`) for an
+object of the instructor's setup.
+"""
+
+
+def _machine(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], touch: Any) -> Any:
+    from labkit.grading.clusterview import MachineView
+
+    role = hints.get("role")
+    return MachineView(lab, str(enc["machine"]), hints.get("nic"),
+                       role if role in ("store", "worker") else None, touch)
+
+
+def _cluster(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], touch: Any) -> Any:
+    from labkit.grading.clusterview import ClusterView
+
+    if not isinstance(enc["cluster"], list):
+        raise Unverifiable("a cluster without machines")
+    store = enc.get("store")
+    return ClusterView(lab, [str(v) for v in enc["cluster"]],
+                       store if isinstance(store, str) else None, hints.get("nic"), touch)
+
+
+def _etcd(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], touch: Any) -> Any:
+    from labkit.grading.clusterview import EtcdView
+
+    return EtcdView(lab, str(enc["etcd"]), hints.get("nic"), touch)
+
+
+REBUILD: dict[str, Rebuild] = {"machine": _machine, "cluster": _cluster, "etcd": _etcd}
+"""The kernel's tag (:data:`labkit.grading.kernelside.HANDLES`) -> how the grader rebuilds
+that handle from the real lab. A later system registers its handle in both tables."""
 
 
 def _TRUSTED_NAMES() -> dict[str, Any]:  # noqa: N802 - a constant, built lazily
