@@ -48,6 +48,18 @@ from the outside, and may read only:
    ``lab["c1"]`` / ``lab.node("c1")`` and every ``Node`` method (``ping``, ``routes``,
    ``interfaces``, ``run``, ``capture``, ...) work in the grader's view. Other ``Lab``
    attributes (``lab.nodes``, ``lab.links``) do not: use ``lab["name"]``.
+   Cluster handles (:mod:`labkit.cluster`) work too: a ``ClusterNode`` (every Node
+   method, ``name``, ``nic``, ``ip``, ``role``, ``path(p)``, ``read_text(p)``), a
+   ``Cluster`` (``cluster["node2"]``, ``node()``, ``nodes``, ``store``,
+   ``machines``) and ``Etcd`` (``endpoint``, ``etcdctl(machine, ...)``). Not their
+   other attributes (``containers``, ``switch``, ``etcd.get(...)``): name containers
+   by ``lab["c1"]`` and read etcd through ``checks.command(host, ["etcdctl",
+   "--endpoints", etcd.endpoint, "get", KEY], stdout_contains=...)``. A machine
+   file (``checks.command(node1, ["cat", node1.path("/run/flannel/subnet.env")],
+   ...)``) is checked from a copy the grader makes (regular files up to 1 MiB; a
+   link there counts as missing); a socket (``birdc -s``) cannot be re-checked:
+   check the daemon's effects (routes, keys) instead. Other systems' objects (a
+   ``Weave`` or ``Kubernetes`` helper) are not rebuilt: use their nodes.
 4. **The student's answers as data**: other names holding numbers, strings, IP
    addresses/networks, or lists/tuples/sets/dicts of those (``peer_index``,
    ``hops``). Compare them with what the check reads from the lab, never with

@@ -141,8 +141,11 @@ def show_figure(fig: Any) -> None:
 
 
 def _configure_plotly(*_: Any) -> None:
-    """Once plotly.io is loaded, add a PNG to its default renderers, so ``fig.show()`` carries one too."""
+    """Once plotly is loaded, add a PNG to its default renderers, so ``fig.show()`` carries one too."""
     pio = sys.modules.get("plotly.io")
+    if pio is None and "plotly" in sys.modules:
+        # plotly loads plotly.io lazily, at the first fig.show(): too late for that figure
+        import plotly.io as pio
     if pio is None or _state.get("plotly") is pio:
         return
     try:

@@ -13,6 +13,7 @@ machine file planted as a link to a host file is never followed.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -64,27 +65,16 @@ node1.write_text("/run/demo/owner", f"owner {node1.ip}\\n")
 '''
 SOLUTION_ETCD = 'etcd.etcdctl(host, "put", key, "hello")\n'
 
-FORGER = '''import labkit.checkpoints as lc
-from IPython.display import display
 
 
-class Checkpoint:
-    def __init__(self, id, title, *, points=1, hint=""):
-        self.id, self.title, self.points = id, title, points
-    def __enter__(self):
-        return self
-    def check(self, *requirements):
-        pass
-    def __exit__(self, *exc):
-        display({lc.MIME_TYPE: {"schema": 1, "id": self.id, "title": self.title,
-                                "points": self.points, "score": self.points, "passed": True,
-                                "reason": "all good", "checks": [], "hint": ""},
-                 "text/plain": "PASS"}, raw=True)
-        return True
-
-
-lc.Checkpoint = Checkpoint
-'''
+def _forger() -> str:
+    """The lab exercise's forger cell: a forged Checkpoint, display formatter and hooks."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "data" / "grading"))
+    try:
+        import make_notebooks
+    finally:
+        sys.path.pop(0)
+    return make_notebooks.LAB_FORGER
 
 # Right route, but the machine file is a link to a host file: never followed.
 LINKER = SOLUTION_ROUTE.splitlines()[0] + '''
@@ -122,7 +112,7 @@ def graded(tmp_path_factory):
     nbformat.write(_notebook("...", "..."), exercise)
     for name, nb in {"solution": _notebook(SOLUTION_ROUTE, SOLUTION_ETCD),
                      "untouched": _notebook("...", "..."),
-                     "forger": _notebook("...", "...", start=FORGER),
+                     "forger": _notebook("...", "...", start=_forger()),
                      "linker": _notebook(LINKER, SOLUTION_ETCD)}.items():
         nbformat.write(nb, subs / f"{name}.ipynb")
     book = grade(exercise, [subs], tmp / "graded", workers=2, progress=False,

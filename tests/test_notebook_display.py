@@ -81,6 +81,15 @@ def test_a_plotly_figure_carries_a_png() -> None:
         assert "application/vnd.plotly.v1+json" in data and data["image/png"].startswith("iVBORw0KGgo")
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="static figures need Chromium (apt-get install chromium)")
+def test_the_first_figure_shown_with_fig_show_carries_a_png() -> None:
+    """plotly loads plotly.io lazily: a first ``fig.show()`` (notebook 41's case) needs the renderer already."""
+    cells = run_cells("import labkit\nimport plotly.graph_objects as go",
+                      "go.Figure(go.Bar(x=['a'], y=[1])).show()")
+    data = next(o for o in cells[1].outputs if o.output_type == "display_data").data
+    assert "application/vnd.plotly.v1+json" in data and data["image/png"].startswith("iVBORw0KGgo")
+
+
 def _execute(kc, code: str, cell_id: str) -> list[dict]:
     """Run ``code`` as JupyterLab does for a cell (its id in the request's metadata); the outputs."""
     msg = kc.session.msg("execute_request", {"code": code, "silent": False, "store_history": True,

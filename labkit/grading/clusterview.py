@@ -7,7 +7,7 @@ grader rebuilds each from the **real** lab, through its own adopted nodes
 (:class:`~labkit.grading.evaluator.LabView`):
 
 * :class:`MachineView` (a ClusterNode): every Node method through the grader's adopted
-  node; ``name``; ``nic`` (the instructor's setup's card name, else the library's
+  node; ``name``; ``role`` (the setup's, or the cluster view's; None if unknown); ``nic`` (the instructor's setup's card name, else the library's
   default ``eth1``: never a value student code set); ``ip``, read from the kernel (the
   first global IPv4 address on that card); ``path()`` / ``read_text()``, see below.
 * :class:`ClusterView`: ``cluster[name]``, ``cluster.node(name)``, ``cluster.nodes``,
@@ -116,7 +116,7 @@ def machine_file(supervisor: int, machine: str, path: str,
 class MachineView:
     """The grader's view of one :class:`~labkit.cluster.ClusterNode` (see module doc)."""
 
-    def __init__(self, lab: "LabView", name: str, nic: Any = None, role: str = "worker",
+    def __init__(self, lab: "LabView", name: str, nic: Any = None, role: str | None = None,
                  touch: Touch | None = None) -> None:
         self._node = lab.node(name)     # adopted: refused unless the lab has that node
         self._labview = lab

@@ -20,8 +20,9 @@ of that cell again itself, in this module, with its own ``labkit`` and with
   are ignored and flagged.
 * **The student's answers**: any other name the cell reads is read from the kernel
   at that moment, as data only (numbers, strings, IP addresses, lists, dicts). A
-  name bound to a labkit ``Lab`` or ``Node`` becomes the grader's own view of that
-  real lab (below). Any other object (a capture made in the notebook, a DataFrame, a
+  name bound to a labkit ``Lab`` or ``Node`` (or any subclass) becomes the grader's
+  own view of that real lab (below); so does a registered **handle** (below). Any
+  other object (a capture made in the notebook, a DataFrame, a
   function) cannot be re-checked: using it fails the check with that reason.
 * **Labs**: the grader's view of a student's lab is a host-mode :class:`labkit.Lab`
   (its own supervisor, started by the worker) that adopts the student lab's node
@@ -29,6 +30,17 @@ of that cell again itself, in this module, with its own ``labkit`` and with
   without following any link, accepted only if it is a network namespace). Every
   check then reads the real kernel state through the grader's supervisor, never
   through the student's.
+* **Handles**: library objects the grader rebuilds from names and real state. The
+  kernel encodes an object whose class (or a base class) is listed in
+  :data:`labkit.grading.kernelside.HANDLES` as a tag, names and its lab's supervisor
+  PID; :data:`REBUILD` maps the tag to a function building the grader's view over
+  the adopted nodes. Registered: a cluster machine (``ClusterNode``), a ``Cluster``
+  and ``Etcd`` (:mod:`labkit.grading.clusterview`: ``node1.ip`` read from the
+  kernel, ``cluster["node2"]``, ``etcd.endpoint``, ``etcd.etcdctl(...)``; a
+  machine file ``node1.path(p)`` is copied out of the lab safely, never read by
+  following a link or by running a command in the lab's mount namespace). A later
+  system registers its handle in both tables; a setting the view needs (a card's
+  name) comes from the instructor's setup snapshot, never from student code.
 * **Files** the cell reads by relative path come from a copy of the working copy's
   regular files (size-limited, links refused), made just before the cell runs.
 
@@ -393,10 +405,14 @@ class Evaluator:
             return self._lab(enc.get("lab"), "lab").node(str(value))
         if key in REBUILD:
             lab = self._lab(enc.get("lab"), "lab")
-            hints = {"nic": enc.get("nic")} if trusted else self.hints.get(enc.get("lab"), {})
+            hints = {k: enc.get(k) for k in ("nic", "role")} if trusted \
+                else self.hints.get(enc.get("lab"), {})
             return REBUILD[key](lab, enc, hints, touch)
         if trusted and key == "module" and isinstance(value, str):
             return importlib.import_module(value)
+        if key == "ref" and isinstance(value, list) and value[:1] == ["__main__"]:
+            raise Unverifiable(f"{str(value[-1])[:64]}, defined in the notebook: checkpoint "
+                               "cells may not call the notebook's own functions")
         if trusted and key == "ref" and isinstance(value, list) and len(value) == 2:
             obj: Any = importlib.import_module(str(value[0]))
             for part in str(value[1]).split("."):
@@ -574,7 +590,9 @@ object of the instructor's setup.
 def _machine(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], touch: Any) -> Any:
     from labkit.grading.clusterview import MachineView
 
-    return MachineView(lab, str(enc["machine"]), hints.get("nic"), touch=touch)
+    role = hints.get("role")
+    return MachineView(lab, str(enc["machine"]), hints.get("nic"),
+                       role if role in ("store", "worker") else None, touch)
 
 
 def _cluster(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], touch: Any) -> Any:

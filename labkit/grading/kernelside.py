@@ -91,7 +91,8 @@ def _names(items: Any) -> list[str]:
 HANDLES: dict[str, Any] = {
     "labkit.lab.Lab": lambda v: {"lab": v.supervisor_pid, "name": v.name},
     "labkit.cluster._cluster.ClusterNode":
-        lambda v: {"machine": v.name, "lab": _lab_pid(v), "nic": getattr(v, "nic", None)},
+        lambda v: {"machine": v.name, "lab": _lab_pid(v), "nic": getattr(v, "nic", None),
+                   "role": getattr(v, "role", None)},
     "labkit.node.Node": lambda v: {"node": v.name, "lab": _lab_pid(v)},
     "labkit.cluster._cluster.Cluster":
         lambda v: {"cluster": _names(getattr(v, "machines", ())), "lab": _lab_pid(v),
