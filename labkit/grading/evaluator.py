@@ -37,8 +37,9 @@ of that cell again itself, in this module, with its own ``labkit`` and with
   the adopted nodes. Registered: a cluster machine (``ClusterNode``), a ``Cluster``
   and ``Etcd`` (:mod:`labkit.grading.clusterview`: ``node1.ip`` read from the
   kernel, ``cluster["node2"]``, ``etcd.endpoint``, ``etcd.etcdctl(...)``; a
-  machine file ``node1.path(p)`` is copied out of the lab safely, never read by
-  following a link or by running a command in the lab's mount namespace). A later
+  machine file ``node1.path(p)`` is copied out of the lab safely, a socket there
+  relayed, never by following a link or by running a command in the lab's mount
+  namespace). A later
   system registers its handle in both tables; a setting the view needs (a card's
   name) comes from the instructor's setup snapshot, never from student code.
 * **Files** the cell reads by relative path come from a copy of the working copy's
