@@ -436,7 +436,10 @@ class Supervisor:
         validate.sysctl_key(key)
         validate.text(value, what=f"value of sysctl {key}", op="set sysctl")
         if key in ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"):
-            self._set_forwarding(ns, value.strip() not in ("0", ""))
+            if value.strip() not in ("0", "1"):
+                raise errors.InvalidTopology(f"{key} takes 0 or 1 (got {value!r})", obj=key,
+                                             op="set sysctl", remedy="pass 1 to route, 0 not to")
+            self._set_forwarding(ns, value.strip() == "1")
             return
         if self.sysctl_via == "proc":
             self._proc_sys_write(ns, key, value)

@@ -13,9 +13,9 @@
   The cell still fails as usual (papermill, nbval and the grader see the error with
   its type and message); ``%tb`` prints the complete traceback on demand, and
   ``labkit.ipython.full_tracebacks(True)`` shows it every time.
-* **Static figures.** Every plotly figure shown by a cell also carries a PNG
-  rendering (kaleido, which needs Chromium; skipped without one), beside plotly's own
-  interactive output. JupyterLab and VS Code still show the interactive figure;
+* **Static figures.** Every plotly figure shown by a cell (its last expression, or
+  ``fig.show()`` once plotly is imported) also carries a PNG rendering (kaleido, which
+  needs Chromium; skipped without one), beside plotly's own interactive output. JupyterLab and VS Code still show the interactive figure;
   GitHub, nbviewer, nbconvert HTML and PDF show the picture. Off with
   ``static_figures(False)`` or the environment variable ``LABKIT_STATIC_FIGURES=0``.
 * **Live displays that end as snapshots.** An object registered with :func:`track`
@@ -121,8 +121,9 @@ def static_png(fig: Any) -> bytes | None:
 
 def figure_bundle(fig: Any) -> dict[str, Any]:
     """The MIME bundle of a plotly figure: plotly's own (interactive) plus a PNG if one can be made."""
+    _configure_plotly()
     bundle = dict(fig._repr_mimebundle_())
-    png = static_png(fig)
+    png = None if "image/png" in bundle else static_png(fig)
     if png is not None:
         import base64
 
@@ -137,6 +138,47 @@ def show_figure(fig: Any) -> None:
     from IPython.display import publish_display_data
 
     publish_display_data(figure_bundle(fig))
+
+
+def _configure_plotly(*_: Any) -> None:
+    """Once plotly is loaded, add a PNG to its default renderers, so ``fig.show()`` carries one too."""
+    pio = sys.modules.get("plotly.io")
+    if pio is None and "plotly" in sys.modules:
+        # plotly loads plotly.io lazily, at the first fig.show(): too late for that figure
+        import plotly.io as pio
+    if pio is None or _state.get("plotly") is pio:
+        return
+    try:
+        from plotly.io._base_renderers import MimetypeRenderer
+
+        class StaticPNG(MimetypeRenderer):  # type: ignore[misc]
+            """plotly renderer adding ``image/png`` (nothing where no PNG can be made)."""
+
+            def to_mimebundle(self, fig_dict: Any) -> dict[str, Any]:
+                import base64
+
+                png = static_png(_AsFigure(fig_dict))
+                return {"image/png": base64.b64encode(png).decode("ascii")} if png else {}
+
+        pio.renderers["labkit_png"] = StaticPNG()
+        default = pio.renderers.default or "plotly_mimetype"
+        if "labkit_png" not in default.split("+"):
+            pio.renderers.default = default + "+labkit_png"
+        _state["plotly"] = pio
+    except Exception:  # noqa: BLE001 - another plotly version: the last-expression path still works
+        _state["plotly"] = pio
+
+
+class _AsFigure:
+    """A figure dict with the one method :func:`static_png` calls."""
+
+    def __init__(self, fig_dict: Any) -> None:
+        self.fig_dict = fig_dict
+
+    def to_image(self, **kwargs: Any) -> bytes:
+        import plotly.io as pio
+
+        return pio.to_image(self.fig_dict, **kwargs)
 
 
 # -- live displays ----------------------------------------------------------------------
@@ -176,8 +218,10 @@ def install(shell: Any = None) -> bool:
     # so plotly is not imported here
     shell.display_formatter.ipython_display_formatter.for_type_by_name(
         "plotly.basedatatypes", "BaseFigure", show_figure)
+    _configure_plotly()
     try:
         shell.events.register("post_run_cell", _after_cell)
+        shell.events.register("pre_run_cell", _configure_plotly)  # fig.show() once plotly is imported
     except Exception:  # noqa: BLE001 - a shell without events still gets the rest
         pass
     _state["installed"] = shell

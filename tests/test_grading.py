@@ -865,3 +865,37 @@ def test_unprivileged_grader(tmp_path):
     finally:
         shutil.rmtree(canary, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_odd_kernel_metadata_is_run_as_python_and_flagged(tmp_path):
+    """papermill chose the parameters' language from the submission's metadata: a missing,
+    string, list-valued or non-Python kernelspec/language_info crashed the grader (or
+    injected R syntax into the Python kernel). Each is graded like the plain copy, flagged."""
+    good = read(BASIC / "submissions" / "good.ipynb")
+    variants = {
+        "nometa": {},
+        "stringspec": {"kernelspec": "python3"},
+        "listname": {"language_info": {"name": ["python"]}},
+        "rlang": {"kernelspec": {"name": "ir", "display_name": "R", "language": "R"},
+                  "language_info": {"name": "R"}},
+        "plain": copy.deepcopy(dict(good.metadata)),
+    }
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    for name, meta in variants.items():
+        nb = copy.deepcopy(good)
+        nb.metadata = nbformat.from_dict(meta)
+        (subs / f"{name}.ipynb").write_text(json.dumps(nb))
+    book = grade(BASIC / "exercise.ipynb", [subs], tmp_path / "graded", hidden=BASIC / "hidden.py",
+                 parameters=lambda student: {"subnet": SUBNETS["good"]}, workers=2,
+                 progress=False, limits=Limits(time_s=30))
+    plain = book.row("plain")
+    assert plain.status == "ok" and [o.score for o in plain.outcomes] == BASIC_EXPECTED["good"][1]
+    for name in ("nometa", "stringspec", "listname", "rlang"):
+        row = book.row(name)
+        assert row.status == "ok", (name, row.status, row.reason)
+        assert [o.score for o in row.outcomes] == [o.score for o in plain.outcomes], name
+        flagged = any("kernel metadata was not Python's" in f for f in row.flags)
+        assert flagged == (name != "nometa"), (name, row.flags)   # missing is filled in silently
+    assert not any("kernel metadata" in f for f in plain.flags)

@@ -74,8 +74,19 @@ def test_labkit_error_in_a_cell_shows_the_lesson_and_keeps_the_traceback_on_dema
 
 @pytest.mark.skipif(CHROMIUM is None, reason="static figures need Chromium (apt-get install chromium)")
 def test_a_plotly_figure_carries_a_png() -> None:
-    cells = run_cells("import labkit\nimport plotly.graph_objects as go\ngo.Figure(go.Bar(x=['a'], y=[1]))")
-    data = next(o for o in cells[0].outputs if o.output_type == "display_data").data
+    cells = run_cells("import labkit\nimport plotly.graph_objects as go\ngo.Figure(go.Bar(x=['a'], y=[1]))",
+                      "go.Figure(go.Bar(x=['b'], y=[2])).show()")   # fig.show() too, once plotly is loaded
+    for cell in cells:
+        data = next(o for o in cell.outputs if o.output_type == "display_data").data
+        assert "application/vnd.plotly.v1+json" in data and data["image/png"].startswith("iVBORw0KGgo")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="static figures need Chromium (apt-get install chromium)")
+def test_the_first_figure_shown_with_fig_show_carries_a_png() -> None:
+    """plotly loads plotly.io lazily: a first ``fig.show()`` (notebook 41's case) needs the renderer already."""
+    cells = run_cells("import labkit\nimport plotly.graph_objects as go",
+                      "go.Figure(go.Bar(x=['a'], y=[1])).show()")
+    data = next(o for o in cells[1].outputs if o.output_type == "display_data").data
     assert "application/vnd.plotly.v1+json" in data and data["image/png"].startswith("iVBORw0KGgo")
 
 

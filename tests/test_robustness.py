@@ -68,6 +68,7 @@ BAD_CALLS: dict[str, Callable[[Lab], Any]] = {
     "add_fdb not a MAC": lambda lab: lab["a"].add_fdb("eth0", "zz:zz"),
     "sysctl path escape": lambda lab: lab["a"].set_sysctl("../../../etc/hostname", "x"),
     "sysctl value with NUL": lambda lab: lab["a"].set_sysctl("net.ipv4.ip_forward", "1\0"),
+    "forwarding 'yes'": lambda lab: lab["a"].set_sysctl("net.ipv4.ip_forward", "yes"),
     "get sysctl empty": lambda lab: lab["a"].get_sysctl(""),
     "ping count 0": lambda lab: lab["a"].ping("10.0.0.2", count=0),
     "ping ttl 256": lambda lab: lab["a"].ping("10.0.0.2", ttl=256),

@@ -19,6 +19,7 @@ still sees every result; widget outputs keep only their static snapshot (see
     .venv/bin/python tools/build_course.py 01 02      # only sources starting with 01/02
     .venv/bin/python tools/build_course.py --check    # fail if a built file is out of date
     .venv/bin/python tools/build_course.py --navigation   # after adding or renaming a notebook
+    .venv/bin/python tools/build_course.py --prose 30     # prose edits only: no re-execution
 """
 
 from __future__ import annotations
@@ -167,14 +168,55 @@ def check() -> list[str]:
     for kind in ("notebooks", "exercises"):
         order = sources(kind)
         for i, source in enumerate(order):
-            base = load(source)
             for path, role in targets(kind, source):
-                expected = (student_copy(base) if role == "exercise" else
-                            strip_markers(base) if role == "solution" else base)
-                expected.cells.append(navigation(order, i, path.parent.name))
+                expected = expected_notebook(kind, order, i, path, role)
                 if not path.exists() or cell_sources(nbformat.read(path, as_version=4)) != cell_sources(expected):
                     stale.append(str(path.relative_to(ROOT)))
     return stale
+
+
+def expected_notebook(kind: str, order: list[Path], index: int, path: Path,
+                      role: str) -> nbformat.NotebookNode:
+    """What the built notebook at ``path`` holds, cell by cell, before execution."""
+    base = load(order[index])
+    nb = (student_copy(base) if role == "exercise" else
+          strip_markers(base) if role == "solution" else base)
+    nb.cells.append(navigation(order, index, path.parent.name))
+    return nb
+
+
+def refresh_prose(only: list[str]) -> tuple[list[Path], list[Path]]:
+    """Bring built notebooks in step with their sources' prose, without running anything.
+
+    Allowed only where the code cells are unchanged (same sources, same order): every
+    code cell keeps its outputs and execution count, markdown cells are taken from the
+    source. Returns (refreshed, refused); a refused notebook needs a real build.
+    """
+    refreshed, refused = [], []
+    for kind in ("notebooks", "exercises"):
+        order = sources(kind)
+        for i, source in enumerate(order):
+            if only and not any(source.name.startswith(p) for p in only):
+                continue
+            for path, role in targets(kind, source):
+                if not path.exists():
+                    refused.append(path)
+                    continue
+                built = nbformat.read(path, as_version=4)
+                fresh = expected_notebook(kind, order, i, path, role)
+                if cell_sources(built) == cell_sources(fresh):
+                    continue
+                old_code = [c for c in built.cells if c.cell_type == "code"]
+                new_code = [c for c in fresh.cells if c.cell_type == "code"]
+                if [c.source for c in old_code] != [c.source for c in new_code]:
+                    refused.append(path)
+                    continue
+                ran = iter(old_code)
+                fresh.cells = [next(ran) if c.cell_type == "code" else c for c in fresh.cells]
+                fresh.metadata = built.metadata
+                nbformat.write(fresh, path)
+                refreshed.append(path)
+    return refreshed, refused
 
 
 def refresh_navigation() -> list[Path]:
@@ -206,7 +248,17 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="report out-of-date notebooks")
     parser.add_argument("--navigation", action="store_true",
                         help="only refresh the navigation cells (after adding a notebook)")
+    parser.add_argument("--prose", action="store_true",
+                        help="only bring markdown cells in step, keeping every code cell's "
+                             "outputs (refused where code changed)")
     args = parser.parse_args()
+    if args.prose:
+        refreshed, refused = refresh_prose(args.only)
+        for path in refreshed:
+            print(f"prose updated: {path.relative_to(ROOT)}")
+        for path in refused:
+            print(f"code changed, run a real build: {path.relative_to(ROOT)}")
+        return 1 if refused else 0
     if args.navigation:
         for path in refresh_navigation():
             print(f"navigation updated: {path.relative_to(ROOT)}")

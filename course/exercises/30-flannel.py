@@ -183,3 +183,34 @@ with Checkpoint("30.4", "node2's lease expired, and node1 dropped its route", po
 
 # %%
 lab.close()
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 30
+#
+# 1. **Two routers, one hidden wire.** node1 routes the packet from `docker0` into
+#    `flannel.1`, and node2 routes it from its `flannel.1` to its `docker0`: each
+#    decrements the TTL once, so 64 becomes 62. The second hop answers from 10.4.Y.0,
+#    node2's `flannel.1` address, the interface it replies through. The underlay is not
+#    a hop at all: to the inner packet, VXLAN is one link between the two `flannel.1`
+#    devices. The outer header (192.168.99.101 → .102) carries its own TTL, which the
+#    inner traceroute never sees.
+# 2. **Dropped inside node1.** The route and the permanent neighbour entry still send
+#    the packet into `flannel.1` with node2's VTEP MAC as destination, but the device
+#    has no forwarding entry for that MAC and, with `nolearning` and no default
+#    (all-zeros) entry, nowhere else to send it: the kernel drops it (the TX dropped
+#    counter of `ip -s link show flannel.1` grows) and the ping times out. Notebook 06
+#    flooded unknown destinations to a multicast group and learnt from the answers;
+#    flanneld turns both off because it knows every VTEP from etcd and writes them
+#    itself, which needs only unicast between hosts.
+# 3. **The etcd lease's TTL.** node1 received nothing from node2 and checked nothing
+#    on the wire. node2's subnet key was bound to an etcd lease that node2 had stopped
+#    renewing; when that lease ran out (at most `TTL` seconds after the last renewal),
+#    etcd deleted the key. node1's flanneld watches the `…/subnets/` prefix, got the
+#    deletion event at once, and removed the route, the neighbour and the FDB entry
+#    ("removing subnet" in its log). With the real 24-hour leases, the same thing
+#    happens a day later.
+# 4. **In its own subnet.env.** flanneld reads the previous `FLANNEL_SUBNET` from
+#    `/run/flannel/subnet.env` and asks for that subnet first ("Found previously leased
+#    subnet … reusing"). Had another node leased it, node2 would get a new random /24:
+#    `docker0` would need a new `--bip`, so Docker would have to restart and every
+#    container on node2 would come back with a new address.

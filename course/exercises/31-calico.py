@@ -187,3 +187,32 @@ with Checkpoint("31.5", "node2's block withdrawn from node1 and node3", points=1
 
 # %%
 lab.close()
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 31
+#
+# 1. **Through node1's routing table, then its filter.** bbox1 has only a /32 and a
+#    default route via 169.254.1.1, so even a neighbour's address goes to node1 (proxy
+#    ARP answers with `ee:ee:ee:ee:ee:ee`). node1 routes it by the /32 route
+#    `192.168.223.129 dev calic7f…` into bbox3's veth. On the way, the forward path
+#    sends it through `cali-tw-calic7f…`, which runs `cali-pri-cal_net2`: bbox1's address
+#    is not in the `cal_net2` ipset, no profile marks the packet, and the last rule
+#    ("Drop if no profiles matched") drops it. There is no shared layer 2 to slip
+#    through.
+# 2. **A loop instead of a drop.** With no /32 for .140 and no blackhole, node1 would
+#    follow its default route to `host` (192.168.99.100). In a real data centre the
+#    routers learnt the /26 via node1 and would send it back: the packet would bounce
+#    until its TTL ran out. The blackhole drops it on the spot. It is also what BIRD
+#    announces: its static protocol holds the blackhole, and that route is the
+#    `192.168.223.128/26 via 192.168.99.101 proto bird` the other nodes install.
+# 3. **conntrack.** The first rule of every `cali-tw-…` chain accepts packets of
+#    RELATED or ESTABLISHED connections. The SYN from bbox3 was accepted on node3 by
+#    `cal_web`'s profile and created a conntrack entry; web1's replies belong to that
+#    connection, so they are accepted before any profile is asked. A profile speaks
+#    about who may *open* a connection, not about its replies.
+# 4. **On the reflector.** It is now every node's only BGP peer: if it stops, each node
+#    withdraws the routes learnt from it, and the cluster's cross-node routes vanish as
+#    in §7 (graceful restart only delays it). Real clusters therefore run two or more
+#    reflectors with the same cluster id. The data traffic does not pass through it: a
+#    reflector passes routes on with the next hop unchanged, so node2 still sends to
+#    192.168.99.101 directly.

@@ -53,6 +53,9 @@ outside.add_address("eth1", f"{outside_ip}/{net.prefixlen}")
 weave = Weave(cluster, ipalloc_range=weave_range)
 # what Weave's IPAM will hand out first on node1 (it owns the lower half of the range)
 first_ip = str(ipaddress.ip_network(weave_range).network_address + 1)
+# ... and on node2, which is given the upper half of the range when it joins (and, as
+# real Weave, hands out its block's first address too: only the range's ends are reserved)
+client_ip = str(list(ipaddress.ip_network(weave_range).subnets(1))[1].network_address)
 iso_ip = str(ipaddress.ip_network(iso_subnet).network_address + 1)
 WEAVE = [sys.executable, "-m", "labkit.weave"]        # the weave command inside a machine
 print(f"node1 {node1.ip}, node2 {node2.ip}, outside {outside_ip}; range {weave_range}")
@@ -164,7 +167,7 @@ with Checkpoint("32.5", "node1 exposed (WEAVE-EXPOSE accepts the range); outside
     cp.check(checks.command(node1, ["iptables", "-S", "WEAVE-EXPOSE"],
                             stdout_contains=f"-d {weave_range} -j ACCEPT"))
     cp.check(checks.route(outside, weave_range, via=node1.ip))
-    cp.check(checks.ping(outside, weave.address(lab[client])))
+    cp.check(checks.ping(outside, client_ip))
 
 # %% [markdown]
 # ## To think about (not graded)
@@ -180,3 +183,32 @@ with Checkpoint("32.5", "node1 exposed (WEAVE-EXPOSE accepts the range); outside
 
 # %%
 lab.close()
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 32
+#
+# 1. **The subnet is a /12.** `ethwe` carries 10.32.0.0/12: its network address is
+#    10.32.0.0 and its broadcast 10.47.255.255, and 10.40.0.0 lies in between, an
+#    address like any other. The /13 halves that node1 and node2 own are the IPAM's
+#    record of who may hand out which addresses, not subnets on the wire. node2's range
+#    starts at 10.40.0.0, and it hands out its addresses from the start.
+# 2. **No router at all.** `ethwe` → `weave` bridge → `vxlan-6784` → underlay →
+#    `vxlan-6784` → `weave` bridge → `ethwe` is switching all the way: the bridges and
+#    the VXLAN devices forward frames by MAC and never touch the IP header. A traceroute
+#    shows one hop, bbox1 itself. Flannel and Calico route the packet at both hosts,
+#    and each router takes one off the TTL.
+# 3. **It is one LAN.** bbox1's address is on-link for bbox3 (10.32.0.0/12 dev ethwe),
+#    so bbox3 must learn bbox1's MAC itself. Its broadcast reached node1 through the
+#    all-zeros FDB entry of `vxlan-6784`, which sends a copy of every broadcast and
+#    unknown frame to each peer, and the kernel learnt from the replies behind which
+#    peer each MAC sits. Flannel routes at the host and writes a permanent neighbour
+#    entry for each remote `flannel.1`, so a container only ever ARPs for its own
+#    gateway. With 50 hosts, every broadcast leaves the sender as 49 unicast copies.
+# 4. **Ownership moves only by donation.** Each address block belongs to exactly one
+#    peer; a peer allocates from its own blocks without asking anyone, and a block
+#    changes hands only when its owner donates part of its range over the gossip
+#    connection (node1 gave node2 10.40.0.0/13). No address can be owned twice, so a
+#    partition changes nothing: each side keeps allocating from what it owns. That is
+#    the "partially connected networks: yes" of seed 001's table. The price: the blocks
+#    of a peer that is gone for good stay reserved until someone reclaims them
+#    (`weave rmpeer`).

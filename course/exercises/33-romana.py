@@ -47,6 +47,7 @@ gw1 = f"{expected.gateway(0)}/{expected.host_block(0).prefixlen}"
 block2 = str(expected.host_block(1))
 web1_ip, web2_ip = (str(expected.compose(h, tenant, web_segment, 1)) for h in (0, 1))
 db_ip = str(expected.compose(1, tenant, db_segment, 1))
+db_match = expected.segment_match(tenant, db_segment)   # the source match of db's segment chain
 print(f"node1 gateway {gw1}; node2's block {block2}; web1 {web1_ip}, web2 {web2_ip}, db {db_ip}")
 
 # %% [markdown]
@@ -109,15 +110,16 @@ with Checkpoint("33.3", "db (another segment) has its address, and web1 cannot r
                 points=3, hint="romana.add_pod('node2', 'db', tenant=tenant, segment=db_segment)") as cp:
     cp.check(checks.address(lab["db"], db_ip, dev="eth0"))
     cp.check(checks.command(node2, ["iptables", "-S", f"ROMANA-T{tenant}-S{db_segment}"],
-                            stdout_contains=f"-s {expected.segment_match(tenant, db_segment)}"))
+                            stdout_contains=f"-s {db_match}"))
     cp.check(checks.ping(lab["web1"], db_ip, expect="failure"))
 
 # %% [markdown]
 # ## Task 4 · Nothing added on the wire (2 points)
 #
-# Capture ICMP on node2's `eth1` while web1 pings web2, and keep the capture in
-# `romana_capture` (`with node2.capture("eth1", filter="icmp or udp") as romana_capture:`).
-# Which addresses does the underlay see, and how many bytes were added?
+# Capture ICMP on node2's `eth1` while web1 pings web2
+# (`with node2.capture("eth1", filter="icmp or udp") as romana_capture:`). Which addresses
+# does the underlay see, and how many bytes were added? The checkpoint then makes its own
+# capture of the same traffic.
 
 # %%
 # BEGIN SOLUTION
@@ -128,9 +130,11 @@ romana_capture.table()[["src_ip", "dst_ip", "stack", "overhead_bytes"]]
 
 # %% tags=["checkpoint"]
 with Checkpoint("33.4", "the underlay carries the pods' own ICMP packets, no tunnel header",
-                points=2, hint="capture on node2's eth1 around web1.ping(web2's address)") as cp:
-    cp.check(checks.capture(romana_capture, pattern=r"^eth/ipv4/icmp$", min_count=2))
-    cp.check(checks.capture(romana_capture, "udp", absent=True))
+                points=2, hint="web1 and web2 must exist and reach each other (Task 2)") as cp:
+    with node2.capture("eth1", filter="icmp or udp") as seen:   # the checkpoint's own capture
+        lab["web1"].ping(web2_ip, count=2)
+    cp.check(checks.capture(seen, pattern=r"^eth/ipv4/icmp$", min_count=2))
+    cp.check(checks.capture(seen, "udp", absent=True))
 
 # %% [markdown]
 # ## To think about (not graded)
@@ -143,3 +147,37 @@ with Checkpoint("33.4", "the underlay carries the pods' own ICMP packets, no tun
 
 # %%
 lab.close()
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 33
+#
+# 1. **The host, by proxy ARP.** node1 answered for 10.0.17.2 with the MAC of `a`'s own
+#    veth, because proxy ARP is on for that veth and node1 routes 10.0.17.2 elsewhere
+#    (the /32 route into `a2`'s veth). `a` then hands the frame to node1, which routes
+#    it: one hop, TTL 63. Romana wants every packet, even between neighbours, to cross
+#    the host's IP layer, because that is where its FORWARD chains filter by tenant and
+#    segment: with a shared bridge, same-host traffic would slip past them.
+# 2. **`romana: isolation` in ROMANA-T1-S1.** On node2 the packet goes out a `romana…`
+#    veth, so FORWARD sends it to ROMANA-FORWARD; its destination 10.1.17.1 masked by
+#    255.0.255.0 is 10.0.17.0, so it jumps to ROMANA-T1-S1; its source 10.1.33.1 masks
+#    to 10.0.33.0, not 10.0.17.0, so the last rule drops it. To let tenant 2 segment 1
+#    in, ROMANA-T1-S1 needs an ACCEPT for `-s 10.0.33.0/255.0.255.0` before the DROP
+#    (what a Romana policy adds), on every host that holds tenant 1 segment 1 pods:
+#    filtering happens on the destination's host.
+# 3. **256 rules instead of one.** A prefix mask cannot skip the host byte, so each
+#    segment would need one source rule per host block (`10.h.17.0/24` for every h).
+#    The non-contiguous mask ignores the host byte, so one rule matches the segment on
+#    every host. A routing table looks up the *longest matching prefix*: a route is a
+#    prefix by definition, and the kernel refuses masks with holes. The filter only
+#    tests a bitwise AND (`ip saddr & 255.0.255.0 == 10.0.17.0` in nftables), so any
+#    mask works there.
+# 4. **Three sources of truth.** Romana's agent rewrites the host from the decisions of
+#    the Romana daemon (here the file `/etc/romana/agent.json` the notebook wrote; real
+#    Romana keeps them in its etcd): if the daemon is unreachable, the host keeps
+#    working as last decided, only changes stop. Flannel rebuilds from the leases in
+#    etcd: if etcd is unreachable, routes stay but no lease can be renewed or taken, and
+#    a node cut off for longer than its lease loses its subnet, the others dropping
+#    their routes to it. Calico
+#    learns the others' blocks over BGP from the peers themselves: if a session drops,
+#    the routes learnt over it are withdrawn at once (graceful restart aside); losing
+#    etcd stops new containers and policy changes, not the routes.

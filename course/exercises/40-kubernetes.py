@@ -131,7 +131,10 @@ print(node1.run(["conntrack", "-L", "-p", "tcp", "--orig-dst", cluster_ip]).stdo
 
 # %% tags=["checkpoint"]
 with Checkpoint("40.3", "conntrack on node1 shows the ClusterIP rewritten to each pod", points=1,
-                hint="make connections from client to the ClusterIP first (Task 2)") as cp:
+                hint="the Service and kube-proxy of Task 2 must be in place") as cp:
+    # fresh connections, so that their entries are there whenever this cell runs
+    cp.check(checks.command(lab["client"], [*hit, cluster_ip, "80", "--count", "30"],
+                            stdout_contains='"errors": {}'))
     for ip in (web1_ip, web2_ip, web3_ip):
         cp.check(checks.command(node1, ["conntrack", "-L", "-p", "tcp", "--orig-dst", cluster_ip],
                                 stdout_contains=f"src={ip} dst={client_ip} sport={target_port}"))
@@ -180,3 +183,32 @@ with Checkpoint("40.5", "The Service is found through the nftables verdict map",
                             stdout_contains='"errors": {}'))
     cp.check(checks.command(lab["client"], [*hit, cluster_ip, "80", "--count", "10"],
                             stdout_contains='"count": 10, "replies": {"web-'))
+
+# %% [markdown] tags=["solution-only"]
+# ## Answers to the questions of walkthrough 40
+#
+# 1. **node1's address.** With `ipMasq` the `bridge` plugin adds a masquerade rule for
+#    traffic from the pod CIDR to anything outside it, so the connection would leave
+#    node1 with source 192.168.99.101 and `web-2` would see the node, not the pod. That
+#    breaks the rule that pods reach each other without NAT: `web-2` could no longer
+#    tell which pod called it, answer it directly, or be protected by a policy written
+#    for pods, and the address `shell` sees for itself is no longer the one others see.
+#    That is why the configuration sets it to false.
+# 2. **Rules pointing at a stranger.** `portmap` builds on `bridge`'s result: its DNAT
+#    rules send a host port to the pod's address. Were the address released first,
+#    `host-local` could hand it to a new pod while those rules still existed, and the
+#    host port would, for a while, lead to the wrong pod. Undoing in reverse order (the
+#    last thing built is the first removed) means no plugin's work outlives what it
+#    depended on.
+# 3. **One namespace per pod.** A port belongs to a network namespace. The two
+#    containers of `web-1` share one namespace, so only one can bind 8080; `web-1` and
+#    `web-2` each have their own, with their own 8080. The namespace lives as long as
+#    a process holds it: the `pause` process does, so when the application container
+#    dies and restarts, it joins the same namespace, with the same `eth0` and the same
+#    address, and no CNI call is needed.
+# 4. **Disjoint ranges.** The controller manager hands every node its own pod CIDR from
+#    `--cluster-cidr` (10.244.1.0/24 for node1, 10.244.2.0/24 for node2), and each
+#    node's configuration lets `host-local` allocate only inside its own range. The
+#    ranges never overlap, so no coordination is needed when a pod starts; the one
+#    decision that needs the whole cluster (which node gets which range) is taken once,
+#    by the control plane, when the node joins.

@@ -309,5 +309,25 @@ print(c1.ping(c2_ip))
 #
 # Next: notebook 31, Calico, where hosts announce their subnets with BGP instead.
 
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. The replies from c2 arrived with TTL 62, and the traceroute's second hop was
+#    10.4.Y.0. Which machines decremented the TTL, and why does no 192.168.99.x address
+#    appear anywhere in the traceroute?
+# 2. Delete only the FDB entry for node2's VTEP on node1 (`bridge fdb del <MAC> dev
+#    flannel.1 dst 192.168.99.102`) and ping c2 from c1. Predict what happens, and where
+#    the packet ends. Compare with notebook 06's VXLAN device: why is there no
+#    multicast group to fall back on?
+# 3. After node2's flanneld stopped, node1 kept its route to node2 for a few seconds and
+#    then, in a moment, dropped it. What decided that delay, and what did node1 itself
+#    do to notice the change?
+# 4. Restarted, node2 got the very same subnet back. Where did flanneld find which
+#    subnet to ask for, and what would its containers have to go through if another
+#    node had taken that subnet in the meantime?
+#
+# Exercise 30 ([exercises/30-flannel.ipynb](../exercises/30-flannel.ipynb)) builds
+# Flannel with its own network and prefix; its solution answers these questions.
+
 # %%
 lab.close()

@@ -413,3 +413,23 @@ sessions
 #   dozen nodes, a route reflector keeps the number of sessions linear.
 #
 # Next: exercise 31 (your own pool), then Weave (notebook 32).
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. bbox1 and bbox3 sit on the same node, in the same /26 block, one address apart. On
+#    Docker's bridge (notebook 02) they would have reached each other directly. Which
+#    path does a packet from bbox1 to bbox3 take here, and where exactly is it dropped?
+# 2. node1 holds `blackhole 192.168.223.128/26`. Predict what would become of a packet
+#    for an unused address of that block, say 192.168.223.140, without that route. What
+#    else does the blackhole do for the other nodes?
+# 3. After `web.yml`, bbox3 fetched the page from web1. The reply travels from web1 to
+#    bbox3 and goes through bbox3's `cali-tw-…` chain, whose profile accepts only
+#    sources tagged `cal_net2`; web1 is not in `cal_net2`. Why does the reply get
+#    through?
+# 4. With one route reflector, 100 nodes need 99 sessions instead of 4950. What does the
+#    cluster now depend on that the full mesh did not, and does the data traffic pass
+#    through the reflector?
+#
+# Exercise 31 ([exercises/31-calico.ipynb](../exercises/31-calico.ipynb)) builds Calico
+# with your own pool and block size; its solution answers these questions.

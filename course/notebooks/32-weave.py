@@ -246,5 +246,24 @@ print(weave.resolve(bbox1, "bbox3"))
 # | distributed store | none: peers gossip over TCP 6783 | §1–2 |
 # | container subnet | one subnet for all hosts (10.32.0.0/12) | §3 |
 
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. bbox3 got the address 10.40.0.0. On the /24 networks of the earlier notebooks an
+#    address ending in .0 names the network. Why is it an ordinary container address
+#    here, and why was it the first one node2 handed out?
+# 2. bbox3's ping to bbox1 came back with TTL 64; across Flannel (notebook 30) and
+#    Calico (notebook 31) the replies carried 62. Predict what a traceroute from bbox3
+#    to bbox1 shows, and explain the difference.
+# 3. The first frames across the underlay were ARP, inside VXLAN. A Flannel container
+#    never sends an ARP request to another host. Why does Weave's have to, how does the
+#    request reach node1, and what does that cost in a cluster of 50 hosts?
+# 4. Flannel needed etcd so that no two hosts lease the same subnet. How does Weave
+#    avoid handing out one address twice without any store, and what happens to
+#    allocation when node1 and node2 lose contact for a while?
+#
+# Exercise 32 ([exercises/32-weave.ipynb](../exercises/32-weave.ipynb)) builds Weave with
+# its own range; its solution answers these questions.
+
 # %%
 lab.close()

@@ -194,5 +194,25 @@ print(romana.agent("node1").stdout_text().splitlines()[-1])
 # | distributed store | its own etcd for the topology; none on the data path | §2 |
 # | container subnet | each host a block, each tenant/segment a sub-block | §1, §3 |
 
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. Pods `a` and `a2` share a host and a segment, and `a`'s table puts the whole
+#    10.0.0.0/16 on its link; yet the reply from `a2` came back with TTL 63. Who answered
+#    `a`'s ARP for 10.0.17.2, and why does Romana want the packet to take that path?
+# 2. Follow `c`'s ping to `b` (both on node2) through node2's chains. Which rule drops
+#    it? What would have to be added, and where, so that tenant 2's segment 1 may
+#    reach `b`?
+# 3. The segment rules match `10.0.17.0/255.0.255.0`, a mask with a hole in it. How many
+#    rules per segment would a host need with an ordinary prefix mask and 256 hosts, and
+#    why could a routing table never use a mask like this one?
+# 4. The agent put back the route you deleted within seconds. Flannel (notebook 30) and
+#    Calico (notebook 31) also rebuild a host's routes. Where does each of the three
+#    find the truth it restores, and what happens to each when that source is
+#    unreachable?
+#
+# Exercise 33 ([exercises/33-romana.ipynb](../exercises/33-romana.ipynb)) builds Romana
+# with its own layout; its solution answers these questions.
+
 # %%
 lab.close()

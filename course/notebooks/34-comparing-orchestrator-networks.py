@@ -152,3 +152,46 @@ results[["addresses"]]
 #
 # Never Flannel's udp backend where vxlan is available: it is the only network whose
 # cost shows in every run on every machine.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. Flannel's udp backend adds 28 bytes to a packet and VXLAN adds 50, yet udp was the
+#    slowest network in every run, by an order of magnitude. Why do fewer header bytes
+#    not make a faster network here?
+# 2. Flannel vxlan and Weave both pay the same 50 bytes of VXLAN, but one gives
+#    containers an MTU of 1450 and the other 1376. Where do Weave's other 74 bytes go,
+#    and what happens to a 1450-byte packet sent with DF set from a Weave container?
+# 3. Calico needed about ten times longer than Flannel before the first ping was
+#    answered. What was it waiting for, and would a bigger cluster make that wait
+#    longer or shorter?
+# 4. In one run Calico's median TCP throughput was below Weave's, although Calico adds
+#    no header at all. What in the table tells you whether that ranking means anything?
+#
+# <details><summary>Answers (open after you have thought about them)</summary>
+#
+# 1. The cost is not in the bytes but in where the packet is handled. With the udp
+#    backend every packet leaves the kernel through a TUN device, is read by `flanneld`
+#    (a user-space process), wrapped, and written to a UDP socket; the other host does
+#    the same in reverse. Two crossings between kernel and user space and two copies per
+#    packet on each side cost far more than the 22 header bytes it saves. VXLAN is wrapped and
+#    unwrapped inside the kernel, like plain routing.
+# 2. 50 bytes are VXLAN's (outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14); the rest
+#    is headroom. Weave picks one default that still fits when its encryption is on and
+#    when the hosts' own network has an MTU below 1500, as on many clouds; Flannel sizes
+#    its MTU exactly from the host's card. A 1450-byte packet with DF set cannot leave a
+#    Weave container at all: the kernel refuses it at `ethwe` ("message too long"),
+#    which is what the path-MTU search in §1 measured.
+# 3. For routes. Calico's data path is ready as soon as the veth and the /32 route
+#    exist, but node2 learns the route to node1's block only through BGP: each host's
+#    BIRD must open its session (TCP port 179), exchange OPEN and KEEPALIVE messages,
+#    reach Established, and then export the block into the other kernel's table. Flannel
+#    only takes a lease from etcd and writes a route, an ARP and an FDB entry per peer. In a full mesh
+#    every host has a session with every other one, so more hosts mean more sessions to
+#    bring up (and, beyond a few dozen hosts, route reflectors instead of a mesh).
+# 4. The min and max columns. Three one-second runs on a shared 2-core machine give
+#    ranges such as 985–1914 Mbit/s for Calico and 834–2302 for Weave: they overlap, so
+#    these runs do not separate the two. Only Flannel udp's range lies far from all the
+#    others. Every "host" is a namespace on one kernel, so there is no wire whose
+#    capacity the headers eat; the CPU and the neighbours' load decide.
+# </details>

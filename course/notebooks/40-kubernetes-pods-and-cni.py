@@ -273,5 +273,24 @@ pd.DataFrame([{"component": c, "port(s)": p,
 # * Pods on different nodes talk with their own addresses: routes (or an overlay) carry
 #   each node's pod CIDR; no NAT.
 
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. `web-2` saw `shell` as 10.244.1.3. Predict what it would see if node1's
+#    configuration list said `"ipMasq": true`, and which of Kubernetes' network rules
+#    that would break.
+# 2. ADD ran `bridge`, then `portmap`; DEL runs them the other way round. What could go
+#    wrong if DEL released the pod's veth and address before `portmap` removed its
+#    rules?
+# 3. A second container in `web-1` could not listen on 8080, yet `web-1` and `web-2`
+#    both listen on 8080 without trouble. Why? And what keeps `web-1`'s address when
+#    its only application container crashes and is restarted?
+# 4. `host-local` keeps its leases as files on each node and never talks to the other
+#    nodes. What prevents node1 and node2 from giving two pods the same address?
+#
+# Exercise 40 ([exercises/40-kubernetes.ipynb](../exercises/40-kubernetes.ipynb)) runs
+# pods and a Service on a cluster of your own addresses; its solution answers these
+# questions.
+
 # %%
 lab.close()

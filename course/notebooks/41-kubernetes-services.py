@@ -280,6 +280,47 @@ fig.show()
 #   KUBE-POSTROUTING for the masquerade external traffic needs.
 # * conntrack keeps the decision: only a connection's first packet walks the rules.
 # * nftables mode: one verdict-map lookup per connection, `numgen` for the endpoint.
+#
+# ## Questions to think about
+#
+# 1. Scale `web` to four pods. Predict the `--probability` of each rule in its
+#    KUBE-SVC chain, and explain why they are not all 0.25.
+# 2. The 60 connections from `outside` reached the pods from two different source
+#    addresses, 10.244.1.1 and 192.168.99.101. Which pods saw which, and what would go
+#    wrong for a pod on node2 if kube-proxy did not masquerade?
+# 3. Without its REJECT rule, what would a client of `lonely` (a Service without
+#    endpoints) experience, and why?
+# 4. A new connection to the last of 300 Services took longer through iptables than
+#    through nftables, but the nftables *sync* was the slower one here. Which of the two
+#    costs does a client of a busy cluster feel, and which does the cluster's
+#    operator feel?
+#
+# <details><summary>Answers (open after you have thought about them)</summary>
+#
+# 1. 0.25, 0.333…, 0.5, and no probability on the last rule. The rules are tried in
+#    order, so each one draws only among the packets the earlier rules left: the first
+#    takes 1/4 of all, the second 1/3 of the remaining 3/4 (another 1/4), the third 1/2
+#    of the remaining 1/2, and the last takes whatever is left. In general the i-th of n
+#    rules has probability 1/(n-i).
+# 2. `web-1`, on node1 itself, saw 10.244.1.1, node1's `cni0` address: the packet left
+#    node1 towards the pod through `cni0`, and masquerade takes the outgoing interface's
+#    address. `web-2` and `web-3`, on node2, saw 192.168.99.101, node1's underlay
+#    address. Without masquerade, `web-2` would answer 192.168.99.50 directly from
+#    node2, with its own source 10.244.2.2: the reply never passes through node1, so
+#    nothing undoes the DNAT, and `outside` receives an answer from an address it never
+#    wrote to and drops it. The connection never opens.
+# 3. A wait until the client gives up. Nothing listens on 10.96.0.2 and no DNAT rule
+#    matches it, so on a real cluster the SYN follows the node's default route towards
+#    its gateway, and no machine owns that address: no answer, repeated
+#    retransmissions, a timeout after tens of seconds. The REJECT rule answers at once with ICMP port unreachable, which
+#    the client reports as "connection refused" (`ECONNREFUSED` above).
+# 4. The client feels the connection time: every new connection walks KUBE-SERVICES
+#    in iptables mode, so thousands of Services mean thousands of rules tried before the
+#    right one, on every node, for every connection. The operator feels the sync: how
+#    long a change (a pod gone, a Service added) takes to reach the kernels. Here this
+#    lab's nftables proxy rewrites its whole table each time, so its sync grows faster
+#    than it would with the real kube-proxy, which sends only what changed.
+# </details>
 
 # %%
 lab.close()

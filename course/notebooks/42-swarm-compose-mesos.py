@@ -258,3 +258,55 @@ hosts.close()
 # * Compose creates per-project bridge networks on one engine; the service names are
 #   DNS names on them.
 # * Mesos schedules in two levels and leaves the container network to the engine.
+
+# %% [markdown]
+# ## Questions to think about
+#
+# 1. When node2 was drained, its two tasks were replaced by new ones on node1, with new
+#    addresses, and the name followed them. A client that resolved `web` once at
+#    start-up and kept the list: what happens to its connections? What would `vip`
+#    mode change for that client?
+# 2. `vip-web` resolved to 10.10.9.15, yet nothing answered. In `vip` mode, where would
+#    the packet to the VIP have been rewritten, and by what? Compare with a ClusterIP of
+#    notebook 41: what is the same idea, and what differs?
+# 3. In the Compose file, can `web` reach `db`? How many interfaces does `api`'s
+#    container have? What would you change so that `web` reaches `db`, and what would
+#    you lose by doing it?
+# 4. Seed 001's Marathon app uses `"network": "BRIDGE"`. Two instances of it, on two
+#    hosts, must talk to each other. Which addresses do they use, and which of
+#    Kubernetes' network rules (notebook 40) does that setup not satisfy?
+#
+# <details><summary>Answers (open after you have thought about them)</summary>
+#
+# 1. The connections to the two drained addresses fail: nothing owns them any more,
+#    so new connections time out (or are refused, if another task later gets the same
+#    address), until the client resolves the name again. In `dnsrr` mode the client is
+#    the load balancer and must re-resolve and retry. In `vip` mode the name resolves
+#    to one address that does not change while the service exists; IPVS behind it is
+#    updated by the engine as tasks come and go, so a client keeping the address keeps
+#    working.
+# 2. On the client's own node, before the packet enters the overlay: the engine marks
+#    packets to the VIP and hands them to IPVS, which picks a task (round robin) and
+#    rewrites the destination. The same idea as a ClusterIP: a virtual address that no
+#    socket owns, and a kernel on the client's side that sends each new connection to
+#    one backend and remembers the choice, so no central balancer carries the traffic.
+#    The differences: kube-proxy writes NAT rules (iptables or nftables) and picks at
+#    random; Swarm uses IPVS, a load balancer with its own connection table and
+#    scheduling algorithms. Without `ip_vs` in this kernel the VIP has nothing behind
+#    it, while kube-proxy's rules ran.
+# 3. No: `web` is only on `shop_frontend` and `db` only on `shop_backend`, two separate
+#    bridges. `web`'s packet to `db` leaves by its default route to the host, where
+#    Docker's `DOCKER-ISOLATION` chains drop traffic from one bridge network to another
+#    (notebook 20); the name `db` does not even resolve on `shop_frontend`. `api` has
+#    two interfaces, one on each network, but it does not route between them (a
+#    container does not forward packets). Adding `backend` to `web`'s networks lets `web` reach `db` by
+#    name; it also puts the public-facing service on the database's network, which is
+#    exactly the separation the two networks were there to give.
+# 4. Each instance's own address is on its host's `docker0` (172.17.0.0/16 on every
+#    host), private to that host and repeated on the others, so they cannot use it.
+#    They talk through the published ports: the other host's address and the mapped
+#    host port, which Marathon chose and must tell them (Mesos-DNS or Marathon-lb).
+#    Traffic is NATed on the way in (the `DOCKER` chain's DNAT) and on the way out
+#    (masquerade): the rule "pods reach each other without NAT, and see the address
+#    others see" does not hold.
+# </details>

@@ -291,6 +291,30 @@ class Prepared:
     flags: list[str] = field(default_factory=list)
 
 
+PYTHON_KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def _python_metadata(nb: NotebookNode) -> list[str]:
+    """Make the notebook say it is Python, whatever the submission's metadata claimed.
+
+    papermill picks the language of the injected parameters from ``language_info`` or
+    ``kernelspec`` (not from the kernel it is told to run): a submission with none, a
+    string kernelspec, a list for a name or another language made it crash or inject R
+    syntax into a Python kernel. Exercises are Python, so both are set; a change is flagged.
+    """
+    meta = nb.setdefault("metadata", {})
+    spec, info = meta.get("kernelspec"), meta.get("language_info")
+    ok_spec = isinstance(spec, dict) and spec.get("language") == "python" \
+        and isinstance(spec.get("name"), str)
+    ok_info = isinstance(info, dict) and info.get("name") == "python"
+    odd = (spec is not None and not ok_spec) or (info is not None and not ok_info)
+    meta["kernelspec"] = spec if ok_spec else dict(PYTHON_KERNELSPEC)
+    meta["language_info"] = info if ok_info else {"name": "python"}
+    # Missing metadata (a notebook written by a script) is filled in silently; metadata
+    # that names something else is worth the instructor's eye.
+    return ["the notebook's kernel metadata was not Python's: it was run as Python 3"] if odd else []
+
+
 def prepare(submission: NotebookNode, manifest: Manifest) -> Prepared:
     """Clear outputs, restore and mark the checkpoint cells, append the hidden ones."""
     nb = copy.deepcopy(submission)
@@ -305,6 +329,7 @@ def prepare(submission: NotebookNode, manifest: Manifest) -> Prepared:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+    flags.extend(_python_metadata(nb))
     flags.extend(_instructor_first(nb, manifest))
     used: set[int] = set()
     missing: list[CheckpointCell] = []

@@ -474,7 +474,8 @@ def run_job(job: Job) -> WorkerResult:
     try:
         papermill.execute_notebook(
             job.input_path, job.output_path, parameters=job.parameters,
-            engine_name="labkit-sandbox", kernel_name=job.kernel_name, progress_bar=False,
+            engine_name="labkit-sandbox", kernel_name=job.kernel_name, language="python",
+            progress_bar=False,
             start_timeout=max(5, min(60, int(job.limits.time_s))), km=km, deadline=deadline,
             output_limit=job.limits.output_bytes, allow_errors=job.allow_errors,
             shutdown_kernel="immediate", autosave_cell_every=10, evaluator=evaluator,
