@@ -57,9 +57,11 @@ from the outside, and may read only:
    "--endpoints", etcd.endpoint, "get", KEY], stdout_contains=...)``. A machine
    file (``checks.command(node1, ["cat", node1.path("/run/flannel/subnet.env")],
    ...)``) is checked from a copy the grader makes (regular files up to 1 MiB; a
-   link there counts as missing); a socket (``birdc -s``) cannot be re-checked:
-   check the daemon's effects (routes, keys) instead. Other systems' objects (a
-   ``Weave`` or ``Kubernetes`` helper) are not rebuilt: use their nodes.
+   link there counts as missing); a socket (``["birdc", "-s",
+   node1.path("/var/run/calico/bird.ctl"), ...]``) through a relay of the grader's.
+   Write such argv inline in the cell: functions the notebook defined (a ``birdc()``
+   helper) cannot be called by the grader. Other systems' objects (a ``Weave``,
+   ``Layout`` or ``Kubernetes`` helper) are not rebuilt: use their nodes.
 4. **The student's answers as data**: other names holding numbers, strings, IP
    addresses/networks, or lists/tuples/sets/dicts of those (``peer_index``,
    ``hops``). Compare them with what the check reads from the lab, never with

@@ -58,12 +58,30 @@ with Checkpoint("c.2", "The key is in etcd", points=1, hint="etcd.etcdctl(host, 
                             stdout_contains="hello"))
     cp.check(checks.expect(etcd.etcdctl(cluster.nodes[1], "get", key).stdout.strip().endswith("hello"),
                            "node2 reads the key too"))
+    import sys
+    client = ("import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+              "s.sendall(b'ping'); print(s.recv(64).decode())")
+    cp.check(checks.command(node1, [sys.executable, "-c", client, node1.path("/run/demo/ctl")],
+                            stdout_contains="pong"))
 '''
 
 SOLUTION_ROUTE = '''node1.add_route(subnet2, via=cluster["node2"].ip)
 node1.write_text("/run/demo/owner", f"owner {node1.ip}\\n")
 '''
-SOLUTION_ETCD = 'etcd.etcdctl(host, "put", key, "hello")\n'
+SOLUTION_ETCD = '''etcd.etcdctl(host, "put", key, "hello")
+import sys
+server = """import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
+s.bind(sys.argv[1]); s.listen(4)
+while True:
+    c, _ = s.accept(); c.recv(64); c.sendall(b"pong"); c.close()
+"""
+ctl = node1.path("/run/demo/ctl")     # a daemon's control socket, as bird.ctl
+daemon = node1.spawn([sys.executable, "-c", server, ctl])
+node1.run(["sh", "-c", 'for i in $(seq 100); do test -S "$1" && exit 0; sleep 0.1; done; exit 1',
+           "sh", ctl], check=True)
+'''
 
 
 
@@ -133,6 +151,8 @@ def test_solution_is_re_verified_and_scores_full_marks(graded):
     assert "route to 10.77.2.0/24 via 192.168.77.102 is present" in reason
     assert "behaved as expected" in reason
     assert "http://192.168.77.100:2379" in row.outcome("c.2").reason
+    assert "-c import socket" in row.outcome("c.2").reason   # the control socket, relayed
+    assert "/run/labkit/cluster/node1/run/demo/ctl` behaved as expected" in row.outcome("c.2").reason
 
 
 def test_untouched_and_forger_are_scored_by_real_state(graded):

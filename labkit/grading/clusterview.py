@@ -27,16 +27,20 @@ work folder, and returns the copy's path: ``checks.command(node1, ["cat",
 node1.path("/run/flannel/subnet.env")], ...)`` then reads the file as it is at that
 moment. A file that is missing, or that is a link, a FIFO or too large, has no copy
 (the check fails as ``cat`` would: "No such file"), so no host file can reach a
-reason. A socket (``birdc -s``) cannot be copied: using one raises
-:class:`~labkit.grading.evaluator.Unverifiable` (the checkpoint falls back, flagged
-"not re-verified"); check a daemon through its effects (routes, keys) instead.
+reason. A socket (``birdc -s node1.path("/var/run/calico/bird.ctl")``) is opened
+the same way (``O_PATH``, no link followed) and the path returned is a unix socket of
+the grader's own that relays each connection to it (bounded in bytes, connections
+and time). Reasons name these paths as the library does (``/run/labkit/cluster/...``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import socket
 import stat
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -75,9 +79,10 @@ def _nic(claim: Any) -> str:
 
 
 def machine_file(supervisor: int, machine: str, path: str,
-                 touch: Touch | None = None) -> bytes | None:
+                 touch: Touch | None = None) -> bytes | int | None:
     """The content of machine ``machine``'s file ``path`` in a student's lab, read safely;
-    None when it is missing, a link, or not a regular file of at most 1 MiB."""
+    None when it is missing, a link, or not a regular file of at most 1 MiB; for a
+    socket, an ``O_PATH`` descriptor of it (the caller closes it)."""
     if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/") \
             or "\0" in path or len(path) > 1024:
         raise InvalidAddress(f"path {path!r} is not an absolute path inside the machine",
@@ -98,19 +103,78 @@ def machine_file(supervisor: int, machine: str, path: str,
             pfd = safefs.open_beneath(top, path.lstrip("/"), os.O_PATH | os.O_NOFOLLOW)
         except OSError:
             return None                 # missing (or behind a link)
-        try:
-            mode = os.fstat(pfd).st_mode
-        finally:
-            os.close(pfd)
-        if stat.S_ISSOCK(mode):
-            raise _unverifiable(f"{machine}:{path} is a socket, which the grader does not "
-                                "use (check the daemon's effects instead)", touch)
+        if stat.S_ISSOCK(os.fstat(pfd).st_mode):
+            return pfd
+        os.close(pfd)
         try:
             return safefs.read_regular(top, path.lstrip("/"), _FILE_BYTES)
         except OSError:
             return None                 # not a regular file, or too large
     finally:
         os.close(top)
+
+
+_RELAY_BYTES, _RELAY_CONNECTIONS, _RELAY_TIMEOUT = 4 << 20, 64, 30.0
+
+
+def _relay(lab: "LabView", target: int, where: str) -> str:
+    """A unix socket of the grader's, relaying each connection to the lab's socket
+    ``target`` (an ``O_PATH`` descriptor: connected through ``/proc/self/fd``, so no
+    link is followed); its path, ``<evaluator work>/cluster/...``. Closed with ``lab``."""
+    here = lab._workdir / where
+    here.parent.mkdir(parents=True, exist_ok=True)
+    here.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(here))
+    except OSError:
+        listener.close()
+        os.close(target)
+        raise _unverifiable(f"the grader cannot relay the socket {where}", None) from None
+    listener.listen(8)
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        moved = 0
+        with contextlib.suppress(OSError):
+            while moved < _RELAY_BYTES and (chunk := src.recv(65536)):
+                dst.sendall(chunk)
+                moved += len(chunk)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        for _ in range(_RELAY_CONNECTIONS):
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.settimeout(_RELAY_TIMEOUT)
+                up.settimeout(_RELAY_TIMEOUT)
+                up.connect(f"/proc/self/fd/{target}")
+            except OSError:
+                conn.close()
+                up.close()
+                continue
+            back = threading.Thread(target=pump, args=(up, conn), daemon=True)
+            back.start()
+            pump(conn, up)
+            back.join(_RELAY_TIMEOUT)
+            conn.close()
+            up.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def close() -> None:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        with contextlib.suppress(OSError):
+            os.close(target)
+        here.unlink(missing_ok=True)
+    lab.closers.append(close)
+    return str(here)
 
 
 class MachineView:
@@ -142,6 +206,8 @@ class MachineView:
         """A grader-side copy of this machine's file ``path`` (see module doc), at the
         same path as the library's (on the grader's own lab's private ``/run``)."""
         data = machine_file(self._labview._supervisor, self.name, path, self._touch)
+        if isinstance(data, int):
+            return _relay(self._labview, data, f"{STATE_FOLDER}/{self.name}{path}")
         scratch = str(self._labview._lab._client.info.get("scratch") or "")
         if not scratch.startswith("/"):
             raise _unverifiable("the grader's lab has no scratch folder", self._touch)
@@ -153,6 +219,9 @@ class MachineView:
 
     def read_text(self, path: str) -> str | None:
         data = machine_file(self._labview._supervisor, self.name, path, self._touch)
+        if isinstance(data, int):
+            os.close(data)
+            return None
         return None if data is None else data.decode("utf-8", errors="replace")
 
     def __getattr__(self, attr: str) -> Any:

@@ -37,8 +37,9 @@ of that cell again itself, in this module, with its own ``labkit`` and with
   the adopted nodes. Registered: a cluster machine (``ClusterNode``), a ``Cluster``
   and ``Etcd`` (:mod:`labkit.grading.clusterview`: ``node1.ip`` read from the
   kernel, ``cluster["node2"]``, ``etcd.endpoint``, ``etcd.etcdctl(...)``; a
-  machine file ``node1.path(p)`` is copied out of the lab safely, never read by
-  following a link or by running a command in the lab's mount namespace). A later
+  machine file ``node1.path(p)`` is copied out of the lab safely, a socket there
+  relayed, never by following a link or by running a command in the lab's mount
+  namespace). A later
   system registers its handle in both tables; a setting the view needs (a card's
   name) comes from the instructor's setup snapshot, never from student code.
 * **Files** the cell reads by relative path come from a copy of the working copy's
@@ -247,6 +248,8 @@ class LabView:
         self._workdir = workdir
         self._lab: Any = None
         self._nodes: dict[str, Any] = {}
+        self.closers: list[Any] = []
+        """Called by :meth:`close` (a view's helpers: socket relays)."""
 
     def node(self, name: Any) -> Any:
         name = getattr(name, "name", name)
@@ -287,6 +290,10 @@ class LabView:
                            "checkpoint cells may use lab[NAME] and lab.node(NAME)")
 
     def close(self) -> None:
+        for closer in self.closers:
+            with contextlib.suppress(Exception):
+                closer()
+        self.closers.clear()
         if self._lab is not None:
             self._lab.close()
             self._lab = None
@@ -538,14 +545,15 @@ class Evaluator:
         (a random temporary folder when its lab has no private ``/run``): gradebooks stay
         deterministic and read like the notebook's."""
         from labkit._supervisor import PRIVATE_SCRATCH
+        from labkit.cluster._cluster import STATE_FOLDER
 
         mine = {str(v._lab._client.info.get("scratch") or "") for v in self.labs.values()
-                if v._lab is not None and v._lab._client is not None}
+                if v._lab is not None and v._lab._client is not None} | {str(self.work)}
         mine = {m for m in mine if m.startswith("/") and m != PRIVATE_SCRATCH}
 
         def alias(text: str) -> str:
             for m in mine:
-                text = text.replace(m + "/", PRIVATE_SCRATCH + "/")
+                text = text.replace(f"{m}/{STATE_FOLDER}/", f"{PRIVATE_SCRATCH}/{STATE_FOLDER}/")
             return text
         return alias
 
