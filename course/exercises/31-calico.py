@@ -32,6 +32,7 @@ db_port = 5432               # the port the db network accepts from frontend
 # %%
 from labkit import Lab
 from labkit.calico import Calico, interface_name
+from labkit.calico.bird import SOCKET
 from labkit.checkpoints import Checkpoint, checks
 from labkit.cluster import Cluster
 
@@ -62,8 +63,11 @@ with Checkpoint("31.1", "BGP full mesh Established; your pool in etcd", points=2
     for me in cluster.nodes:
         cp.check(checks.command(me, ["ss", "-Hltn", "sport", "=", ":179"], stdout_contains=":179"))
         for peer in cluster.nodes:
-            if peer.name != me.name:   # one BGP session (TCP, port 179) to each peer
+            if peer.name != me.name:   # one BGP session (TCP, port 179) to each peer, Established
                 cp.check(checks.command(me, BGP_SESSIONS, stdout_contains=f"{peer.ip}:"))
+                mesh = "Mesh_" + peer.ip.replace(".", "_")
+                cp.check(checks.command(me, ["birdc", "-s", me.path(SOCKET), "show", "protocols", mesh],
+                                        stdout_contains="Established"))
     cp.check(checks.command(cluster.store, ["etcdctl", "--endpoints", "http://127.0.0.1:2379", "get",
                                             "/calico/v1/ipam/v4/pool/" + pool.replace("/", "-")],
                             stdout_contains=f'"block_size": {block_size}'))
