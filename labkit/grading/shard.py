@@ -252,7 +252,10 @@ def merge(folders: Iterable[str | Path], output: str | Path) -> Gradebook:
                 src = folder / sub / name
                 if src.is_file():
                     shutil.copyfile(src, out / sub / name)
-    merged = Gradebook(book.exercise, book.checkpoints, tuple(rows))
+    # The notes (e.g. which memory limit applied) are what the single run would have
+    # gathered: the union of every shard's, sorted as the grader sorts them.
+    notes = tuple(sorted({n for _, _, b in shards for n in b.notes}))
+    merged = Gradebook(book.exercise, book.checkpoints, tuple(rows), notes)
     merged.write(out)
     return merged
 
