@@ -147,27 +147,13 @@ NETWORKS: dict[str, Callable[[Lab], Built]] = {
 
 
 def path_mtu(client: Node, dst: str, *, low: int = 1000, high: int = 1500) -> int:
-    """The largest IP packet ``client`` gets across to ``dst`` with DF set: a binary search
-    over ``ping -M do -s SIZE`` (IP packet = SIZE + 28 bytes of IPv4 and ICMP headers)."""
-    def passes(total: int) -> bool:
-        for _ in range(2):                 # a reply lost to a loaded machine is not a too-big packet
-            out = client.run(["ping", "-n", "-M", "do", "-c", "1", "-W", "2", "-s", str(total - 28), dst])
-            if out.returncode == 0:
-                return True
-            if "too long" in out.stderr + out.stdout or "frag needed" in out.stdout.lower():
-                return False               # refused locally, or told by a router: really too big
-        return False
-    client.ping(dst, count=3, wait=2)      # warm up: ARP, learning, a router's neighbour entry
-    if not passes(low):
+    """The largest IP packet ``client`` gets across to ``dst`` with DF set
+    (:func:`labkit.measure.path_mtu`), or an error when not even ``low`` bytes pass."""
+    found = measure.path_mtu(client, dst, low=low, high=high)
+    if not found:
         raise InvalidTopology(f"not even a {low}-byte packet reaches {dst} from {client.name}",
                               obj=client.name, op="measure path MTU", remedy="check connectivity first")
-    while low < high:                                      # invariant: low passes
-        mid = (low + high + 1) // 2
-        if passes(mid):
-            low = mid
-        else:
-            high = mid - 1
-    return low
+    return found
 
 
 @dataclass

@@ -77,20 +77,29 @@ def throughput_runs(client: Node, server: Node, dst: str, *, runs: int = 3, seco
     return Spread(tuple(throughput_mbit(client, server, dst, seconds=seconds) for _ in range(runs)))
 
 
-def path_mtu(client: Node, dst: str, *, low: int = 576, high: int = 1500, wait: float = 0.5) -> int:
+def path_mtu(client: Node, dst: str, *, low: int = 576, high: int = 1500, wait: float = 1.0) -> int:
     """The largest IPv4 packet that reaches ``dst`` whole: ``ping -M do -s SIZE`` by bisection.
 
     ``-M do`` sets Don't Fragment, so a packet too big for any link on the way is
     dropped (or refused at once) instead of being cut up. The configuration (an
-    interface's ``mtu``) says what a node *sends*; this says what arrives. Returns 0 if
-    not even ``low`` bytes get through.
+    interface's ``mtu``) says what a node *sends*; this says what arrives (IP packet =
+    SIZE + 28 bytes of IPv4 and ICMP headers). A probe that gets no reply is tried once
+    more before the size is called too big, since a loaded machine can lose one; a size
+    refused locally or by a router ("frag needed") is too big at once. Returns 0 if not
+    even ``low`` bytes get through.
     """
     def fits(size: int) -> bool:
-        probe = client.run(["ping", "-n", "-c", "1", "-W", str(wait), "-M", "do", "-s", str(size - 28), dst],
-                           timeout=wait + 10)
-        return probe.ok
+        for _ in range(2):
+            probe = client.run(["ping", "-n", "-c", "1", "-W", str(wait), "-M", "do",
+                                "-s", str(size - 28), dst], timeout=wait + 10)
+            if probe.ok:
+                return True
+            said = (probe.stdout + probe.stderr).lower()
+            if "too long" in said or "frag needed" in said:
+                return False
+        return False
 
-    client.ping(dst, count=1)  # resolve ARP and let bridges learn first
+    client.ping(dst, count=3, wait=2)  # warm up: ARP, bridge learning, a router's neighbour entry
     if not fits(low):
         return 0
     while low < high:  # invariant: low fits; bisect towards the largest that fits
