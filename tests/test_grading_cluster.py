@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 from labkit.grading import Limits, grade
 
@@ -85,14 +85,19 @@ node1.run(["sh", "-c", 'for i in $(seq 100); do test -S "$1" && exit 0; sleep 0.
 
 
 
-def _forger() -> str:
-    """The lab exercise's forger cell: a forged Checkpoint, display formatter and hooks."""
+def _make_notebooks():
+    """The grading test data's builder (tests/data/grading/make_notebooks.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent / "data" / "grading"))
     try:
         import make_notebooks
     finally:
         sys.path.pop(0)
-    return make_notebooks.LAB_FORGER
+    return make_notebooks
+
+
+def _forger() -> str:
+    """The lab exercise's forger cell: a forged Checkpoint, display formatter and hooks."""
+    return _make_notebooks().LAB_FORGER
 
 # Right route, but the machine file is a link to a host file: never followed.
 LINKER = SOLUTION_ROUTE.splitlines()[0] + '''
@@ -102,23 +107,14 @@ node1.run(["sh", "-c", 'mkdir -p "$(dirname "$1")" && ln -s /etc/shadow "$1"', "
 
 
 def _notebook(route: str, etcd: str, start: str = "") -> nbformat.NotebookNode:
-    def tagged(source: str, tag: str) -> nbformat.NotebookNode:
-        cell = new_code_cell(source)
-        cell.metadata["tags"] = [tag]
-        return cell
-
+    tagged, finished = _make_notebooks().tagged, _make_notebooks().finished
     cells = [new_markdown_cell("# Cluster exercise (test)"), tagged(PARAMETERS, "parameters"),
              tagged(SETUP, "setup")]
     if start:
         cells.append(new_code_cell(start))
     cells += [new_code_cell(route), tagged(CP_ROUTE, "checkpoint"),
               new_code_cell(etcd), tagged(CP_ETCD, "checkpoint"), new_code_cell("lab.close()")]
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    for index, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{index:02d}"
-    return nb
+    return finished(cells)
 
 
 @pytest.fixture(scope="module")

@@ -101,6 +101,17 @@ gateway''',
 }
 
 
+def finished(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
+    """A notebook of ``cells`` with a Python kernelspec and stable cell ids, as
+    JupyterLab keeps them."""
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{index:02d}"
+    return nb
+
+
 def basic_notebook(answers: dict[str, str], *, extra: dict[str, list[str]] | None = None,
                    replace_cp: dict[str, str] | None = None) -> nbformat.NotebookNode:
     """The basic exercise with the student's answers (``...`` for the template).
@@ -120,12 +131,7 @@ def basic_notebook(answers: dict[str, str], *, extra: dict[str, list[str]] | Non
         cp = new_code_cell(replace_cp.get(key, checkpoint))
         cp.metadata["tags"] = ["checkpoint"]
         cells.append(cp)
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    for index, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{index:02d}"  # stable ids, as JupyterLab keeps them
-    return nb
+    return finished(cells)
 
 
 def tagged(source: str, tag: str) -> nbformat.NotebookNode:
@@ -304,12 +310,7 @@ def lab_notebook(answers: dict[str, str], *, extra_end: list[str] | None = None
         cells.append(tagged(checkpoint, "checkpoint"))
     cells += [new_code_cell(s) for s in (extra_end or [])]
     cells.append(new_code_cell("lab.close()"))
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    for index, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{index:02d}"
-    return nb
+    return finished(cells)
 
 
 LAB_FORGER = '''# Every checkpoint "passes" without any work: forged checkpoint class, fake nodes,
