@@ -180,8 +180,12 @@ def test_udp_backend_carries_traffic(lab: Lab) -> None:
     assert node1.interface("flannel0").mtu == 1472
     assert flannel.routes_to_others("node1") == {"10.5.0.0/16": "flannel0"}
     conts = _containers(cluster, flannel)
+    src, dst = conts["node1"][0], conts["node2"][1]
+    # the udp daemons re-read their peer tables on SIGHUP, after the routes appear:
+    # wait until the path carries a packet, as a student would retry the first ping
+    assert wait_until(lambda: src.ping(dst, count=1, wait=1).received == 1, timeout=20)
     with node1.capture("eth1", filter="udp port 8285") as cap:
-        assert conts["node1"][0].ping(conts["node2"][1], count=2).received == 2
+        assert src.ping(dst, count=2).received == 2
     table = cap.table()
     assert len(table) >= 4 and set(table["dport"].dropna()) | set(table["sport"].dropna()) >= {8285}
     assert "Subnet added: " in flannel.log("node1")
