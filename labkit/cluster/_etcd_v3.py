@@ -22,6 +22,11 @@ from typing import Any, Iterator
 from ..errors import LabkitError
 
 
+# What etcd's HTTP gateway says while the server behind it shuts down or has no leader.
+_GOING_AWAY = ("connection is closing", "transport is closing", "server stopped", "unavailable",
+               "no leader", "leader changed")
+
+
 class StoreUnreachable(LabkitError, ConnectionError):
     """etcd could not be reached at its endpoint (stopped, or the address is wrong)."""
 
@@ -95,6 +100,12 @@ class EtcdClient:
                 detail = json.loads(detail).get("error") or json.loads(detail).get("message") or detail
             except ValueError:
                 pass
+            if exc.code in (502, 503, 504) or any(s in str(detail).lower() for s in _GOING_AWAY):
+                # etcd's HTTP gateway answered, but the server behind it is stopping or has
+                # no leader: as unreachable as a refused connection, and as worth retrying
+                raise StoreUnreachable(f"etcd at {self.endpoint} is unavailable ({detail})",
+                                       obj=self.endpoint, op=path,
+                                       remedy="is etcd running (cluster.etcd.start())?") from None
             raise StoreError(f"etcd at {self.endpoint} refused {path}: {detail}", obj=self.endpoint,
                              op=path, remedy="check the request (key, lease ID, revision)") from None
         except (urllib.error.URLError, OSError) as exc:
@@ -250,6 +261,9 @@ class EtcdClient:
                         continue
                     head, raw = raw.split(b"\r\n\r\n", 1)
                     status = head.split(b"\r\n", 1)[0]
+                    if any(f" {code} ".encode() in status + b" " for code in (502, 503, 504)):
+                        raise StoreUnreachable(f"etcd at {self.endpoint} is unavailable for {path}: "
+                                               f"{status.decode(errors='replace')}", **lost)
                     if b" 200 " not in status + b" ":
                         raise StoreError(f"etcd at {self.endpoint} refused {path}: "
                                          f"{status.decode(errors='replace')}", obj=self.endpoint,
