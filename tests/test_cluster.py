@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,7 @@ from labkit import Lab
 from labkit.errors import DuplicateName, InvalidAddress, InvalidName, InvalidTopology, NotFound
 from labkit.cluster import Cluster, StoreUnreachable
 
-from helpers import descendants, wait_until
+from helpers import cmdline, descendants, kill_owner
 
 
 def run_py(machine, code: str, *args: str, timeout: float = 60) -> str:
@@ -249,25 +248,16 @@ def test_nothing_left_after_the_owner_is_killed(tmp_path) -> None:
     """)
     owner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
                              text=True)
+    tree: set[int] = set()
     try:
         assert owner.stdout is not None and owner.stdout.readline().strip() == "ready"
         tree = descendants(owner.pid)
-        assert len([p for p in tree if _cmdline(p).startswith("etcd")]) == 1
-        assert len([p for p in tree if "labkit.flannel.agent" in _cmdline(p)]) == 1
+        assert len([p for p in tree if cmdline(p).startswith("etcd")]) == 1
+        assert len([p for p in tree if "labkit.flannel.agent" in cmdline(p)]) == 1
     finally:
-        os.kill(owner.pid, signal.SIGKILL)
-        owner.wait()
-    assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in tree), timeout=20), \
-        [(p, _cmdline(p)) for p in tree if os.path.exists(f"/proc/{p}")]
+        left = kill_owner(owner, tree)
+    assert left == []
     assert list(tmp_path.iterdir()) == []  # the etcd data and the state folders were not there
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def passes_as_student(test_file: str) -> None:
