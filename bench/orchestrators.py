@@ -23,9 +23,9 @@ import sys
 import tempfile
 import time
 
-from labkit.comparison import NETWORKS, compare
+from labkit.comparison import NETWORKS, available, compare
 
-COLUMNS = [("network", "{:<14}"), ("overhead_bytes", "{:>8}"), ("configured_mtu", "{:>8}"),
+COLUMNS = [("network", "{:<15}"), ("overhead_bytes", "{:>8}"), ("configured_mtu", "{:>8}"),
            ("path_mtu", "{:>8}"), ("rtt_ms", "{:>8.3f}"), ("tcp_mbit_median", "{:>9.0f}"),
            ("tcp_mbit_min", "{:>8.0f}"), ("tcp_mbit_max", "{:>8.0f}"), ("setup_s", "{:>7.2f}")]
 HEADERS = ["network", "overhead", "mtu", "path mtu", "rtt ms", "Mbit/s", "min", "max", "setup s"]
@@ -33,8 +33,9 @@ HEADERS = ["network", "overhead", "mtu", "path mtu", "rtt ms", "Mbit/s", "min", 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--networks", default=",".join(NETWORKS),
-                        help=f"comma-separated, from: {', '.join(NETWORKS)}")
+    parser.add_argument("--networks", default=",".join(n for n in NETWORKS if available(n)[0]),
+                        help=f"comma-separated, from: {', '.join(NETWORKS)} (default: those this "
+                             "machine can build; Docker overlay needs root and dockerd)")
     parser.add_argument("--runs", type=int, default=5, help="iperf3 runs per network (median)")
     parser.add_argument("--seconds", type=int, default=2, help="length of each iperf3 run")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")

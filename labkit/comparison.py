@@ -19,8 +19,11 @@ addresses          the two containers' addresses (one subnet for all, or one per
 store              whether the system ran etcd
 =================  ===========================================================================
 
-Docker's overlay network runs on the Docker engine's own namespaces, not on a lab
-cluster: it is measured in notebook 21, and only its qualitative row appears here.
+Docker's overlay network is built on the same cluster with the real engine: one
+``dockerd`` per worker, in that machine's network stack (:func:`labkit.docker.machine.engine_on`),
+joined into a swarm over the underlay, an attachable overlay network, one container on
+each side. It needs root and Debian's ``dockerd``; :func:`available` says whether a
+network can be built here and why not, and :func:`compare` leaves out what cannot.
 
 This module is the top of the stack: it uses every system (Flannel, Calico, Weave,
 Romana) and nothing imports it.
@@ -136,8 +139,50 @@ def build_underlay(lab: Lab) -> Built:
                  "host to host on eth1: the baseline", ifname=cluster.nic)
 
 
+def build_docker_overlay(lab: Lab) -> Built:
+    """Docker's own multi-host network: swarm mode and an overlay (VXLAN, UDP 4789)."""
+    from .docker.hosts import join_swarm
+    from .docker.machine import engine_on
+
+    cluster = Cluster(lab)                                  # the store machine stays idle
+    started = time.monotonic()
+    engines = {m.name: engine_on(m) for m in cluster.nodes}  # dockerd in node1, node2
+    manager = join_swarm(engines)                           # docker swarm init / join over eth1
+    engines[manager].docker.network("compare", subnet="10.10.3.0/24", driver="overlay",
+                                    attachable=True)        # docker network create -d overlay
+    a = engines["node1"].run("c-node1", network="compare")
+    b = engines["node2"].run("c-node2", network="compare")
+    # The containers' namespaces belong to the engines, not to the lab's bubble: a
+    # host-mode lab looks into them (nsenter --net --target PID) and runs the tools there.
+    view = Lab(f"{lab.name}v"[:32], mode="host", workdir=lab.workdir)
+    lab.on_close(view.close)
+    client, server = a.netns(view, "c-node1"), b.netns(view, "c-node2")
+    dst = b.ip("compare")
+    ifname = next(i.ifname for i in server.interfaces()
+                  if any(x.local == dst for x in server.addresses(i.ifname)))
+    _first_ping(client, dst)
+    return Built("Docker overlay", cluster, client, server, dst, time.monotonic() - started,
+                 "swarm mode, VXLAN on UDP 4789 (VNI from 4097), no external store", ifname=ifname)
+
+
+def available(name: str) -> tuple[bool, str]:
+    """Whether network ``name`` can be built on this machine, and if not, why."""
+    if name not in NETWORKS:
+        return False, f"unknown network {name!r}"
+    if name == "Docker overlay":
+        import os
+        import shutil
+
+        if os.geteuid() != 0:
+            return False, "the Docker engine needs root"
+        if shutil.which("dockerd") is None:
+            return False, "dockerd is not installed (.ci/docker.sh installs docker.io)"
+    return True, ""
+
+
 NETWORKS: dict[str, Callable[[Lab], Built]] = {
     "underlay": build_underlay,
+    "Docker overlay": build_docker_overlay,
     "Flannel vxlan": lambda lab: build_flannel(lab, "vxlan"),
     "Flannel udp": lambda lab: build_flannel(lab, "udp"),
     "Weave": build_weave,
@@ -212,15 +257,22 @@ def measure_built(built: Built) -> Measurement:
 def compare(networks: list[str] | None = None, *, runs: int = 3, seconds: int = 1,
             workdir: str | None = None, progress: Callable[[str], None] | None = None) -> list[Measurement]:
     """Build each network in its own lab (all kept open until the end), measure each, then
-    run the throughput tests in rounds across all of them; the labs close at the end."""
+    run the throughput tests in rounds across all of them; the labs close at the end.
+
+    ``networks`` defaults to every network :func:`available` here."""
     if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1 or runs < 1:
         raise InvalidTopology(f"runs={runs!r}, seconds={seconds!r}: iperf3 runs whole seconds",
                               op="compare", remedy="give runs >= 1 and a whole number of seconds >= 1")
-    names = list(networks) if networks is not None else list(NETWORKS)
+    names = list(networks) if networks is not None else [n for n in NETWORKS if available(n)[0]]
     unknown = [n for n in names if n not in NETWORKS]
     if unknown:
         raise InvalidTopology(f"unknown network(s) {unknown}", obj=str(unknown), op="compare",
                               remedy=f"choose from {', '.join(NETWORKS)}")
+    for n in names:
+        ok, why = available(n)
+        if not ok:
+            raise InvalidTopology(f"{n} cannot be built here: {why}", obj=n, op="compare",
+                                  remedy="leave it out (compare() without a list skips it)")
     out: list[Measurement] = []
     with contextlib.ExitStack() as stack:
         built: list[Built] = []

@@ -23,9 +23,10 @@ import atexit
 import contextlib
 import itertools
 import os
+import warnings
 import weakref
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import validate
 from ._client import SupervisorClient
@@ -80,6 +81,7 @@ class Lab:
         self.nodes: dict[str, Node] = {}
         self.links: list[Link] = []
         self._batch: list[dict[str, Any]] | None = None
+        self._on_close: list[Callable[[], object]] = []
         if mode == "host" and os.geteuid() != 0:
             raise NamespacesUnavailable(
                 "a host-mode lab (a view of this machine's real namespaces) needs root",
@@ -106,11 +108,36 @@ class Lab:
         return self._client is None or not self._client.alive
 
     def close(self) -> None:
-        """End the lab: stop its processes and free every namespace. Safe to call twice."""
-        client, self._client = self._client, None
+        """End the lab: stop its processes and free every namespace. Safe to call twice.
+
+        What was registered with :meth:`on_close` runs first, newest first.
+        """
+        hooks, self._on_close = getattr(self, "_on_close", []), []
+        for hook in reversed(hooks):
+            try:
+                hook()
+            except Exception as exc:  # noqa: BLE001 - the lab must still end
+                warnings.warn(f"lab {self.name}: a close step failed: {exc}", stacklevel=2)
+        client, self._client = getattr(self, "_client", None), None
         if client is not None:
             client.close()
         _open_labs.discard(self)
+
+    def on_close(self, hook: Callable[[], object]) -> None:
+        """Run ``hook()`` when the lab closes, before its namespaces go.
+
+        For what lives outside the bubble but uses it, e.g. a Docker engine started in a
+        node's network namespace (:func:`labkit.docker.machine.engine_on`), which would
+        otherwise keep that namespace alive. Hooks run newest first; one that fails is
+        reported as a warning and the others still run.
+        """
+        if not callable(hook):
+            raise InvalidTopology(f"{hook!r} is not callable", obj=repr(hook), op="register close step",
+                                  remedy="pass a function taking no arguments")
+        if self.closed:
+            raise LabClosed(f"lab {self.name} is closed", obj=self.name, op="register close step",
+                                  remedy="register close steps while the lab is open")
+        self._on_close.append(hook)
 
     def __enter__(self) -> "Lab":
         return self

@@ -3,10 +3,13 @@ the path-MTU search against a link whose MTU is known, and bad input."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from labkit import InvalidTopology, Lab
-from labkit.comparison import NETWORKS, compare, path_mtu
+from labkit.comparison import NETWORKS, available, compare, path_mtu
 
 
 def test_path_mtu_is_found_by_pings_with_df_set(lab: Lab) -> None:
@@ -47,4 +50,26 @@ def test_unknown_networks_are_refused() -> None:
         compare(["Flannel host-gw"])
     with pytest.raises(InvalidTopology, match="whole seconds"):
         compare(["Romana"], seconds=0.5)
-    assert list(NETWORKS) == ["underlay", "Flannel vxlan", "Flannel udp", "Weave", "Calico", "Romana"]
+    assert list(NETWORKS) == ["underlay", "Docker overlay", "Flannel vxlan", "Flannel udp", "Weave",
+                              "Calico", "Romana"]
+    assert available("Flannel host-gw") == (False, "unknown network 'Flannel host-gw'")
+    if os.geteuid() != 0:
+        assert not available("Docker overlay")[0]
+        with pytest.raises(InvalidTopology, match="Docker overlay cannot be built here: .*root"):
+            compare(["Docker overlay"])
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("dockerd"), reason="needs root and dockerd")
+def test_docker_overlay_measured_on_the_same_cluster(tmp_path) -> None:
+    from labkit.docker.hosts import STATE_DIR
+
+    before = set(os.listdir(STATE_DIR)) if STATE_DIR.is_dir() else set()
+    [m] = compare(["Docker overlay"], runs=1, seconds=1, workdir=str(tmp_path))
+    # VXLAN on the underlay (50 bytes), the overlay's MTU as configured and as measured
+    assert (m.overhead_bytes, m.configured_mtu, m.path_mtu) == (50, 1450, 1450)
+    assert m.other_protocol and not m.store and m.setup_s > 0 and m.tcp_runs[0] > 1
+    assert all(a.startswith("10.10.3.") for a in m.addresses.split(", ")), m.addresses
+    # the engines (dockerd in node1 and node2) ended with their lab
+    after = set(os.listdir(STATE_DIR)) if STATE_DIR.is_dir() else set()
+    assert after <= before

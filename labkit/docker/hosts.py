@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -53,12 +54,36 @@ if TYPE_CHECKING:
     from labkit.lab import Lab
     from labkit.node import Node
 
-__all__ = ["STATE_DIR", "DockerHost", "DockerHosts", "clean_hosts", "running_hosts"]
+__all__ = ["STATE_DIR", "DockerHost", "DockerHosts", "clean_hosts", "join_swarm", "running_hosts"]
 
 STATE_DIR = Path(os.environ.get("LABKIT_DOCKER_HOSTS_DIR", "/run/labkit/docker-hosts"))
 """Where each running host keeps its socket and its record (``state.json``)."""
 
 _START_TIMEOUT = 45.0
+
+
+_OPTION = re.compile(r"^--[a-z][a-z0-9-]*(=[^\x00\n]*)?$")
+_MANAGED = ("--host", "--data-root", "--exec-root", "--pidfile", "--config-file")
+
+
+def _dockerd_args(args: Sequence[str]) -> list[str]:
+    """Extra dockerd options, checked: ``--name`` or ``--name=value`` each, and none of the
+    ones the host itself sets (its socket, its folders)."""
+    if isinstance(args, str):
+        raise InvalidTopology(f"dockerd options {args!r} must be a list", obj=repr(args),
+                              op="create Docker host", remedy="e.g. ['--bip=10.4.41.1/24', '--mtu=1450']")
+    out = []
+    for arg in args:
+        if not isinstance(arg, str) or not _OPTION.match(arg):
+            raise InvalidTopology(f"dockerd option {arg!r} is not of the form --name or --name=value",
+                                  obj=repr(arg), op="create Docker host",
+                                  remedy="write each option whole, e.g. '--mtu=1450'")
+        if arg.split("=", 1)[0] in _MANAGED:
+            raise InvalidTopology(f"dockerd option {arg!r} is set by the Docker host itself",
+                                  obj=arg, op="create Docker host",
+                                  remedy=f"leave out {', '.join(_MANAGED)}")
+        out.append(arg)
+    return out
 
 
 def _starttime(pid: int) -> int | None:
@@ -108,14 +133,17 @@ class DockerHost:
     :attr:`client` (docker-py) or ``docker -H`` :attr:`base_url`.
     """
 
-    def __init__(self, session: str, name: str, address: str | None = None) -> None:
-        if not name.isidentifier() or len(name) > 12:
+    def __init__(self, session: str, name: str, address: str | None = None, *,
+                 netns: str | None = None, args: Sequence[str] = ()) -> None:
+        if not isinstance(name, str) or not name.isidentifier() or len(name) > 12:
             raise InvalidTopology(f"host name {name!r} is not valid", obj=repr(name),
                                   op="create Docker host",
                                   remedy="use up to 12 letters, digits or '_' (e.g. node1)")
         self.session = session
         self.name = name
         self.address = address
+        self.netns = netns
+        self.args = _dockerd_args(args)
         self.id = f"{session}-{name}"
         self.dir = STATE_DIR / self.id
         # containerd's socket ends up at DIR/private/exec/containerd/containerd.sock, and a
@@ -143,19 +171,39 @@ class DockerHost:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def command(self) -> list[str]:
-        """The command line that starts this host's engine (shown in the lessons)."""
+    def command(self, netns_file: str | None = None) -> list[str]:
+        """The command line that starts this host's engine (shown in the lessons).
+
+        Without :attr:`netns` the engine gets a network namespace of its own
+        (``unshare --net``); with it, it enters that one (``nsenter --net=FILE``,
+        ``netns_file`` naming the namespace as the process sees it) and the machine's
+        network stays whoever made it.
+        """
         private = self.dir / "private"
         script = (
-            "set -e; mount -t tmpfs -o mode=0711,size=1g labkit-docker \"$1\"; "
-            "hostname \"$2\"; ip link set lo up; mkdir -p \"$1/data\" \"$1/exec\"; "
-            "exec dockerd --host \"unix://$3\" --data-root \"$1/data\" --exec-root \"$1/exec\" "
-            "--pidfile \"$1/docker.pid\" --log-level warn"
+            "set -e; p=$1 n=$2 s=$3; shift 3; mount -t tmpfs -o mode=0711,size=1g labkit-docker \"$p\"; "
+            "hostname \"$n\"; ip link set lo up; mkdir -p \"$p/data\" \"$p/exec\"; "
+            "exec dockerd --host \"unix://$s\" --data-root \"$p/data\" --exec-root \"$p/exec\" "
+            "--pidfile \"$p/docker.pid\" --log-level warn \"$@\""
         )
-        return ["setpriv", "--pdeathsig", "KILL",
-                "unshare", "--net", "--pid", "--mount", "--uts", "--fork", "--kill-child",
+        if self.netns is None:
+            enter = ["unshare", "--net"]
+        else:
+            enter = ["nsenter", f"--net={netns_file or self.netns}", "unshare"]
+        return ["setpriv", "--pdeathsig", "KILL", *enter,
+                "--pid", "--mount", "--uts", "--fork", "--kill-child",
                 "--mount-proc", "--propagation", "private",
-                "sh", "-c", script, "sh", str(private), self.name, str(self.socket)]
+                "sh", "-c", script, "sh", str(private), self.name, str(self.socket), *self.args]
+
+    def dockerd_argv(self) -> list[str]:
+        """dockerd's command line as ``ps`` shows it on this machine (empty when stopped)."""
+        if not self.dockerd_pid:
+            return []
+        try:
+            raw = Path(f"/proc/{self.dockerd_pid}/cmdline").read_bytes()
+        except OSError:
+            return []
+        return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
     def start(self, timeout: float = _START_TIMEOUT) -> "DockerHost":
         """Start the engine and wait until it answers (a few seconds)."""
@@ -169,20 +217,32 @@ class DockerHost:
         if os.geteuid() != 0:
             raise LabkitError(f"starting Docker host {self.name!r} needs root", obj=self.name,
                               op="start Docker host", remedy="run the notebook as root")
-        for tool in ("dockerd", "unshare", "setpriv"):
+        for tool in ("dockerd", "unshare", "setpriv", "nsenter"):
             if shutil.which(tool) is None:
                 raise ToolMissing(f"{tool} is not installed", obj=tool, op="start Docker host",
                                   remedy="run .ci/docker.sh (installs docker.io)")
         if self.dir.exists():
             _stop_recorded(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)
+        ns_fd = -1
+        if self.netns is not None:
+            try:  # the namespace file itself, never a link to something else
+                ns_fd = os.open(self.netns, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError as exc:
+                raise NotFound(f"network namespace {self.netns} cannot be opened ({exc.strerror})",
+                               obj=self.netns, op="start Docker host",
+                               remedy="is the lab (and its node) still there?") from None
         (self.dir / "private").mkdir(parents=True)
         log = open(self.log_path, "ab")
         try:
-            self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT)
+            argv = self.command(f"/proc/self/fd/{ns_fd}" if ns_fd >= 0 else None)
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                          stderr=subprocess.STDOUT,
+                                          pass_fds=(ns_fd,) if ns_fd >= 0 else ())
         finally:
             log.close()
+            if ns_fd >= 0:
+                os.close(ns_fd)
         end = time.monotonic() + 10
         while self.dockerd_pid is None and time.monotonic() < end and self.running:
             kids = _children(self._proc.pid)
@@ -239,6 +299,16 @@ class DockerHost:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def cli(self, *args: str, timeout: float = 60.0) -> CommandResult:
+        """``docker -H SOCKET ARGS...``: the docker CLI against this engine, from this machine."""
+        if shutil.which("docker") is None:
+            raise ToolMissing("the docker CLI is not installed", obj="docker", op="docker -H",
+                              remedy="run .ci/docker.sh (installs docker.io)")
+        argv = ["docker", "-H", self.base_url, *[str(a) for a in args]]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
+        return CommandResult(argv, out.returncode, out.stdout, out.stderr, node=self.name)
 
     def stop(self, grace: float = 15.0) -> None:
         """Remove its containers, leave the swarm, stop dockerd; the kernel frees the rest."""
@@ -436,44 +506,12 @@ class DockerHosts:
     # -- swarm and overlay ---------------------------------------------------------------
 
     def address_of(self, name: str) -> str:
-        addr = self.hosts[name].address
-        if not addr:
-            raise InvalidTopology(f"host {name!r} has no address", obj=name, op="swarm",
-                                  remedy="give every host an address")
-        return addr.split("/")[0]
+        return _address(self.hosts[name])
 
     def swarm(self, manager: str | None = None) -> str:
-        """Join every engine into one swarm (``docker swarm init`` on the manager,
-        ``docker swarm join --token ... MANAGER:2377`` on the others); returns the
-        manager's name."""
-        manager = manager or next(iter(self.hosts))
-        addr = self.address_of(manager)
-        lead = self.hosts[manager]
-        lead.client.swarm.init(advertise_addr=addr, listen_addr=f"{addr}:2377")
-        token = lead.client.swarm.attrs["JoinTokens"]["Worker"]
-        for name, host in self.hosts.items():
-            if name != manager:
-                mine = self.address_of(name)
-                try:
-                    host.client.swarm.join(remote_addrs=[f"{addr}:2377"], join_token=token,
-                                           advertise_addr=mine, listen_addr=f"{mine}:2377")
-                except Exception as exc:  # noqa: BLE001 - docker.errors.APIError
-                    # A loaded engine answers 503 "Timeout was reached before node joined.
-                    # The attempt to join the swarm will continue in the background": wait
-                    # for it below, like any other join.
-                    if "continue in the background" not in str(exc):
-                        raise
-        end = time.monotonic() + 60
-        while True:
-            ready = [n for n in lead.client.nodes.list() if n.attrs["Status"]["State"] == "ready"]
-            if len(ready) == len(self.hosts):
-                break
-            if time.monotonic() > end:
-                raise LabkitError("not every engine joined the swarm within 60 s", obj=self.session,
-                                  op="docker swarm join", remedy="see the hosts' dockerd logs")
-            time.sleep(0.2)
-        self.manager = manager
-        return manager
+        """Join every engine into one swarm (see :func:`join_swarm`); returns the manager's name."""
+        self.manager = join_swarm(self.hosts, manager)
+        return self.manager
 
     def overlay(self, name: str, *, subnet: str | None = None, attachable: bool = True) -> Any:
         """An overlay network on the swarm (``docker network create -d overlay --attachable
@@ -484,6 +522,56 @@ class DockerHosts:
                                   remedy="call hosts.swarm() first")
         return self.hosts[self.manager].docker.network(name, subnet=subnet, driver="overlay",
                                                        attachable=attachable)
+
+
+def _address(host: DockerHost) -> str:
+    if not host.address:
+        raise InvalidTopology(f"host {host.name!r} has no address", obj=host.name, op="swarm",
+                              remedy="give every host an address")
+    return host.address.split("/")[0]
+
+
+def join_swarm(hosts: Mapping[str, DockerHost], manager: str | None = None,
+               timeout: float = 60.0) -> str:
+    """Join running engines into one swarm; returns the manager's name (default: the first).
+
+    ``docker swarm init --advertise-addr ADDR`` on the manager, ``docker swarm join
+    --token TOKEN MANAGER:2377`` on each other one, each advertising its own
+    :attr:`DockerHost.address`; returns once every engine is a ready node.
+    """
+    if not hosts:
+        raise InvalidTopology("a swarm needs at least one engine", op="docker swarm init",
+                              remedy="start the engines first")
+    manager = manager or next(iter(hosts))
+    if manager not in hosts:
+        raise NotFound(f"{manager!r} is not one of the engines ({', '.join(hosts)})", obj=manager,
+                       op="docker swarm init", remedy="name one of the engines as manager")
+    addr = _address(hosts[manager])
+    lead = hosts[manager]
+    lead.client.swarm.init(advertise_addr=addr, listen_addr=f"{addr}:2377")
+    token = lead.client.swarm.attrs["JoinTokens"]["Worker"]
+    for name, host in hosts.items():
+        if name != manager:
+            mine = _address(host)
+            try:
+                host.client.swarm.join(remote_addrs=[f"{addr}:2377"], join_token=token,
+                                       advertise_addr=mine, listen_addr=f"{mine}:2377")
+            except Exception as exc:  # noqa: BLE001 - docker.errors.APIError
+                # A loaded engine answers 503 "Timeout was reached before node joined.
+                # The attempt to join the swarm will continue in the background": wait
+                # for it below, like any other join.
+                if "continue in the background" not in str(exc):
+                    raise
+    end = time.monotonic() + timeout
+    while True:
+        ready = [n for n in lead.client.nodes.list() if n.attrs["Status"]["State"] == "ready"]
+        if len(ready) == len(hosts):
+            break
+        if time.monotonic() > end:
+            raise LabkitError(f"not every engine joined the swarm within {timeout:.0f} s",
+                              obj=manager, op="docker swarm join", remedy="see the hosts' dockerd logs")
+        time.sleep(0.2)
+    return manager
 
 
 # --------------------------------------------------------------------------------------

@@ -15,6 +15,9 @@
         flannel.wait_converged()
         for node in cluster.nodes:
             flannel.docker_bridge(node)             # dockerd --bip=$FLANNEL_SUBNET --mtu=$FLANNEL_MTU
+        # or, as root, the real engine on each node, started with those options:
+        engine = flannel.start_docker("node1")      # dockerd --bip=... --mtu=... --ip-masq=false
+        engine.run("c1")                            # docker run: an address of node1's lease
 
 Modules: :mod:`.agent` (flanneld: ``python -m labkit.flannel.agent``), :mod:`.config`
 (the network config and subnet arithmetic), :mod:`.store` (the v3 and v2 registries),

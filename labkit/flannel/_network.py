@@ -16,6 +16,7 @@ from ..errors import CommandTimeout, InvalidTopology, NotFound
 from .config import ConfigError, parse_config, parse_subnet_env, parse_subnet_key
 
 if TYPE_CHECKING:
+    from ..docker.hosts import DockerHost
     from ..process import Process
     from ..cluster import Cluster, ClusterNode
     from ..cluster.etcd import Etcd
@@ -46,6 +47,7 @@ class Flannel:
         self.prefix = prefix
         self.api = api
         self.agents: dict[str, "Process"] = {}
+        self.engines: dict[str, "DockerHost"] = {}   # real dockerd per node (start_docker)
 
     def __repr__(self) -> str:
         return f"<Flannel {self.prefix} (etcd v{self.api}) agents: {', '.join(self.running()) or 'none'}>"
@@ -250,3 +252,41 @@ class Flannel:
         else:
             machine.add_bridge(name, address=bip, mtu=mtu)
         return bip
+
+    # -- the real Docker engine -------------------------------------------------------------
+
+    def docker_opts(self, node: "str | ClusterNode") -> list[str]:
+        """dockerd's options from ``node``'s subnet.env, as flannel's ``mk-docker-opts.sh``
+        writes them: ``--bip=$FLANNEL_SUBNET --mtu=$FLANNEL_MTU``, and ``--ip-masq=false``
+        when flanneld masquerades itself (``FLANNEL_IPMASQ=true``), so that Docker does not
+        also hide containers behind the node on their way to other nodes.
+        """
+        machine = self.cluster.node(node)
+        env = self.subnet_env(machine)
+        if not env.get("FLANNEL_SUBNET") or not env.get("FLANNEL_MTU"):
+            raise NotFound(f"{machine.name} has no complete {SUBNET_FILE} yet", obj=machine.name,
+                           op="docker options", remedy="start flanneld there and wait for its lease")
+        opts = [f"--bip={env['FLANNEL_SUBNET']}", f"--mtu={int(env['FLANNEL_MTU'])}"]
+        if env.get("FLANNEL_IPMASQ") == "true":
+            opts.append("--ip-masq=false")
+        return opts
+
+    def start_docker(self, node: "str | ClusterNode") -> "DockerHost":
+        """Start the real Docker engine on ``node`` with :meth:`docker_opts` (root only).
+
+        ``dockerd --bip=... --mtu=... [--ip-masq=false]`` in the node's network stack: it
+        makes ``docker0`` from the lease, and containers started with ``engine.run(NAME)``
+        get addresses of the node's flannel subnet. The engine stops when the lab closes.
+        Use either this or :meth:`docker_bridge` on a node, not both.
+        """
+        from ..docker.machine import engine_on
+
+        machine = self.cluster.node(node)
+        if any(i.ifname == "docker0" for i in machine.interfaces()):
+            raise InvalidTopology(f"{machine.name} already has a docker0 bridge", obj=machine.name,
+                                  op="start Docker", remedy="dockerd makes docker0 itself: start it on a "
+                                  "node where docker_bridge() was not used")
+        engine = engine_on(machine, args=self.docker_opts(machine))
+        self.engines[machine.name] = engine
+        return engine
+
