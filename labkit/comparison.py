@@ -170,13 +170,9 @@ def available(name: str) -> tuple[bool, str]:
     if name not in NETWORKS:
         return False, f"unknown network {name!r}"
     if name == "Docker overlay":
-        import os
-        import shutil
+        from .docker.machine import engine_status
 
-        if os.geteuid() != 0:
-            return False, "the Docker engine needs root"
-        if shutil.which("dockerd") is None:
-            return False, "dockerd is not installed (.ci/docker.sh installs docker.io)"
+        return engine_status()
     return True, ""
 
 

@@ -307,6 +307,9 @@ print(c1.ping(c2_ip))
 #   three entries per remote host (route onlink, permanent neighbour, FDB).
 # * etcd is the only coordination: when a lease expires, every node drops the routes.
 #
+# Where Docker itself can run (root, `docker.io` installed), notebook 35 starts a real
+# `dockerd` on each node with the options derived from `subnet.env`, as the seed does.
+#
 # Next: notebook 31, Calico, where hosts announce their subnets with BGP instead.
 
 # %% [markdown]

@@ -3,9 +3,9 @@
 #
 # **Objectives.**
 #
-# 1. build each network of notebooks 30–33 in turn on the same cluster (Flannel with its
-#    vxlan and udp backends, Weave, Calico, Romana), with one container on each of two
-#    hosts, and measure the same things on each with real traffic;
+# 1. build each network of notebooks 21 and 30–33 in turn on the same cluster (Docker's
+#    overlay, Flannel with its vxlan and udp backends, Weave, Calico, Romana), with one
+#    container on each of two hosts, and measure the same things on each with real traffic;
 # 2. read seed 001's comparison tables (§5.1–5.8) beside those numbers, and see which
 #    rows a measurement confirms, which it refines, and which it cannot reach;
 # 3. rank the networks honestly: a ranking needs several runs and their spread, not one
@@ -24,8 +24,10 @@
 # | `store` | did the system need etcd? |
 #
 # The first row, `underlay`, is the baseline: node1 to node2 over their own cards.
-# Docker's overlay network runs in the Docker engine's namespaces, not on a lab cluster:
-# notebook 21 measures it; here it keeps only its row of the seed's tables.
+# **Docker overlay** runs the real Docker engine: one `dockerd` in each worker's network
+# stack (as in notebook 35), joined into a swarm over the underlay, an attachable overlay
+# network, a container on each side. It needs root and `docker.io`; where they are
+# missing, `compare()` leaves that row out (`labkit.comparison.available` says why).
 
 # %% [markdown]
 # ## 1 · Build and measure
@@ -66,12 +68,13 @@ fig
 # %% [markdown]
 # ## 2 · Reading the numbers
 #
-# * **Overhead and MTU are facts, not estimates.** VXLAN (Flannel vxlan, Weave) costs 50
-#   bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. Flannel's udp backend
+# * **Overhead and MTU are facts, not estimates.** VXLAN (Docker overlay, Flannel vxlan,
+#   Weave) costs 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. Flannel's udp backend
 #   carries the bare IP packet in UDP: 28 bytes. Calico and Romana route the packet
 #   itself: 0. The path MTU measured with DF set equals the MTU each system configures:
-#   Flannel writes `FLANNEL_MTU` (1450 or 1472) into `subnet.env`, Weave sets 1376 on
-#   `ethwe` (room for its encryption too), the routed ones keep 1500.
+#   Flannel writes `FLANNEL_MTU` (1450 or 1472) into `subnet.env`, Docker's overlay gives
+#   its containers 1450, Weave sets 1376 on `ethwe` (room for its encryption too), the
+#   routed ones keep 1500.
 # * **Throughput and RTT are noisy here.** Eight people share this 2-core machine, and
 #   every "host" is a namespace on the same kernel: a packet never meets a real wire, so
 #   the kernel paths (VXLAN or plain routing) are limited by the CPU, not by headers.
@@ -83,10 +86,12 @@ fig
 #   routed networks are the fastest is about that regime.
 # * **Setup time** is the control plane at work: Flannel waits for its etcd lease, Weave
 #   for the peers' handshake and its IPAM donation, Calico for BIRD's BGP sessions to
-#   reach Established and routes to arrive, Romana only for its agents to write routes.
+#   reach Established and routes to arrive, Romana only for its agents to write routes,
+#   Docker for two engines to start, form a swarm (`docker swarm init`/`join`) and agree
+#   on the overlay.
 #   The agents here are Python programs playing the real daemons, and the `weave`
 #   command starts a Python process per call: compare these times by their order of
-#   magnitude, not to the tenth of a second.
+#   magnitude, not to the tenth of a second. Docker's engines are the real ones.
 #
 # ## 3 · The seed's tables (§5.1–5.8), each tied to what shows it
 #
@@ -110,7 +115,8 @@ seed_tables["shown in this course"] = [
     "notebook 31 (profiles), 32 §6 (WEAVE_CIDR: no rule), 33 §5 (tenant/segment chains)",
     "§1 other_protocol: protocol 253 crosses every data path, Calico's included (below)",
     "notebook 32 §5: dnsmasq answers NAME.weave.local, NXDOMAIN otherwise",
-    "§1 store: etcd ran for Flannel and Calico only; Weave gossips (notebook 32 §2)",
+    "§1 store: etcd ran for Flannel and Calico only; Weave gossips (notebook 32 §2); "
+    "Docker's swarm keeps its own (below)",
     "not shown: no encryption is played here",
     "not shown: the lab's Weave router does not relay between peers",
     "the addresses below; notebooks 30 (leases), 31 (/26 blocks), 33 (bits)",
@@ -138,13 +144,17 @@ results[["addresses"]]
 # **Store (§5.5), refined.** The seed's table marks Romana "yes": real Romana keeps its
 # topology and IPAM in etcd. Its data path needs no store at run time: here the
 # notebook plays the daemon and the agents only read a file, which is why `store` is
-# "none" for Romana above.
+# "none" for Romana above. The seed's Docker overlay (2017) needed an external
+# key-value store (`--cluster-store=consul://...`); since Docker 1.12 swarm mode keeps
+# the network state in the managers' own Raft log, so Docker's row says "none" too: the
+# store did not vanish, it moved inside the engine.
 #
 # ## 4 · What to choose, and why
 #
 # | if you need | the measurements point to |
 # |---|---|
 # | the full MTU and no headers | Calico or Romana (routed: every host must route every block) |
+# | nothing beyond the Docker engine itself | Docker overlay (swarm mode: VXLAN, a store inside the engine) |
 # | an underlay you cannot touch (only host-to-host IP) | an overlay: Flannel vxlan, Weave |
 # | no external store to operate | Weave (gossip) — or Romana's data path |
 # | names without a DNS service of your own | Weave |
@@ -162,11 +172,11 @@ results[["addresses"]]
 # 2. Flannel vxlan and Weave both pay the same 50 bytes of VXLAN, but one gives
 #    containers an MTU of 1450 and the other 1376. Where do Weave's other 74 bytes go,
 #    and what happens to a 1450-byte packet sent with DF set from a Weave container?
-# 3. Calico needed about ten times longer than Flannel before the first ping was
-#    answered. What was it waiting for, and would a bigger cluster make that wait
+# 3. Calico needed several times longer than Flannel before the first ping was
+#    answered (`setup_s`). What was it waiting for, and would a bigger cluster make that wait
 #    longer or shorter?
-# 4. In one run Calico's median TCP throughput was below Weave's, although Calico adds
-#    no header at all. What in the table tells you whether that ranking means anything?
+# 4. In some runs Calico's median TCP throughput comes out below Weave's or Docker
+#    overlay's, although Calico adds no header at all. What in the table tells you whether that ranking means anything?
 #
 # <details><summary>Answers (open after you have thought about them)</summary>
 #
@@ -190,8 +200,9 @@ results[["addresses"]]
 #    every host has a session with every other one, so more hosts mean more sessions to
 #    bring up (and, beyond a few dozen hosts, route reflectors instead of a mesh).
 # 4. The min and max columns. Three one-second runs on a shared 2-core machine give
-#    ranges such as 985–1914 Mbit/s for Calico and 834–2302 for Weave: they overlap, so
-#    these runs do not separate the two. Only Flannel udp's range lies far from all the
+#    ranges that overlap for every kernel data path (on a loaded machine, for instance,
+#    985–1914 Mbit/s for Calico and 834–2302 for Weave): where they overlap, these runs
+#    do not separate the networks. Only Flannel udp's range lies far from all the
 #    others. Every "host" is a namespace on one kernel, so there is no wire whose
 #    capacity the headers eat; the CPU and the neighbours' load decide.
 # </details>
