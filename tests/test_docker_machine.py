@@ -47,6 +47,7 @@ def test_flannel_drives_one_real_dockerd_per_node(tmp_path) -> None:
         flannel.start_all(ip_masq=True)
         flannel.wait_converged()
         engines = {n.name: flannel.start_docker(n) for n in cluster.nodes}
+        assert flannel.start_docker("node1") is engines["node1"]   # started once, kept
         subnets = {n: flannel.subnet_env(n)["FLANNEL_SUBNET"] for n in engines}
         for name, engine in engines.items():
             # the flags mk-docker-opts.sh would give, on dockerd's own command line (ps)

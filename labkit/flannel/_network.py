@@ -276,12 +276,16 @@ class Flannel:
 
         ``dockerd --bip=... --mtu=... [--ip-masq=false]`` in the node's network stack: it
         makes ``docker0`` from the lease, and containers started with ``engine.run(NAME)``
-        get addresses of the node's flannel subnet. The engine stops when the lab closes.
-        Use either this or :meth:`docker_bridge` on a node, not both.
+        get addresses of the node's flannel subnet. The engine stops when the lab closes;
+        a node's running engine is returned as it is. Use either this or
+        :meth:`docker_bridge` on a node, not both.
         """
         from ..docker.machine import engine_on
 
         machine = self.cluster.node(node)
+        current = self.engines.get(machine.name)
+        if current is not None and current.running:
+            return current                               # like start(): a running one is kept
         if any(i.ifname == "docker0" for i in machine.interfaces()):
             raise InvalidTopology(f"{machine.name} already has a docker0 bridge", obj=machine.name,
                                   op="start Docker", remedy="dockerd makes docker0 itself: start it on a "
