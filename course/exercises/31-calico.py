@@ -48,7 +48,8 @@ print(f"pool {pool} in /{block_size} blocks; db port {db_port}")
 # ## Task 1 · Calico on the three nodes (2 points)
 #
 # Start Calico on the cluster's nodes with your `pool` and `block_size`, in a full mesh,
-# and keep the handle in `calico`. Look at `calico.birdc("node1", "show", "protocols")`:
+# and keep the handle in `calico`: `Calico(cluster, pool=..., block_size=...).start()`
+# (the pool is Calico's default IP pool, so every workload takes its address from it). Look at `calico.birdc("node1", "show", "protocols")`:
 # how many BGP sessions does each node have?
 
 # %%
@@ -216,13 +217,14 @@ lab.close()
 #    announces: its static protocol holds the blackhole, and that route is the
 #    `192.168.223.128/26 via 192.168.99.101 proto bird` the other nodes install.
 # 3. **conntrack.** The first rule of every `cali-tw-…` chain accepts packets of
-#    RELATED or ESTABLISHED connections. The SYN from bbox3 was accepted on node3 by
-#    `cal_web`'s profile and created a conntrack entry; web1's replies belong to that
-#    connection, so they are accepted before any profile is asked. A profile speaks
+#    RELATED or ESTABLISHED connections. node1 created a conntrack entry when it
+#    forwarded bbox3's SYN out (node3 accepted the SYN by `cal_web`'s profile); web1's
+#    replies reach `cali-tw-calic7f…` on node1 as ESTABLISHED and are accepted by its
+#    first rule, before any profile is asked. A profile speaks
 #    about who may *open* a connection, not about its replies.
 # 4. **On the reflector.** It is now every node's only BGP peer: if it stops, each node
 #    withdraws the routes learnt from it, and the cluster's cross-node routes vanish as
 #    in §7 (graceful restart only delays it). Real clusters therefore run two or more
 #    reflectors with the same cluster id. The data traffic does not pass through it: a
-#    reflector passes routes on with the next hop unchanged, so node2 still sends to
-#    192.168.99.101 directly.
+#    reflector passes routes on with the next hop unchanged, so node2 still sends
+#    node3's block to 192.168.99.103 directly, not to the reflector 192.168.99.101.

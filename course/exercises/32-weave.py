@@ -64,7 +64,7 @@ print(f"node1 {node1.ip}, node2 {node2.ip}, outside {outside_ip}; range {weave_r
 # ## Task 1 · Launch (2 points)
 #
 # `weave launch` on node1, then on node2 pointed at node1's underlay address (as
-# `weave launch 192.168.99.101` in the seed). Wait until they are connected. Look at
+# the seed's `weave launch 192.168.99.100`, where the first host is .100). Wait until they are connected. Look at
 # `weave status` on node2: `weave.router("node2").weave("status").stdout`.
 
 # %%
@@ -208,7 +208,9 @@ lab.close()
 #    peer; a peer allocates from its own blocks without asking anyone, and a block
 #    changes hands only when its owner donates part of its range over the gossip
 #    connection (node1 gave node2 10.40.0.0/13). No address can be owned twice, so a
-#    partition changes nothing: each side keeps allocating from what it owns. That is
-#    the "partially connected networks: yes" of seed 001's table. The price: the blocks
+#    partition changes nothing: each side keeps allocating from what it owns. (Related to,
+#    but not the same as, the "partially connected networks: yes" of seed 001's table,
+#    which is about routers relaying traffic between peers that cannot reach each other
+#    directly.) The price: the blocks
 #    of a peer that is gone for good stay reserved until someone reclaims them
 #    (`weave rmpeer`).

@@ -99,7 +99,7 @@ print("\n".join(line for line in log if line.startswith("I")))
 # %% [markdown]
 # These are the lines of seed 001 §4.3.4: the config found, the range it picks from
 # (10.4.1.0 … 10.4.255.0: never the first /24), the lease allocated **at random** among
-# the free ones, the subnet file written, and the wait until the lease must be renewed.
+# the free ones, the subnet file written, then the forwarding and masquerading rules.
 # Now node2:
 
 # %%
@@ -235,7 +235,7 @@ def backend_numbers(kind: str) -> dict:
         cl = Cluster(other)
         cl.start_etcd()
         fl = Flannel(cl)
-        fl.configure("10.5.0.0/16", backend=kind)        # etcdctl put /coreos.com/network/config '{... "Type": "udp"}'
+        fl.configure("10.5.0.0/16", backend=kind)        # etcdctl put /coreos.com/network/config '{... "Type": "<kind>"}'
         fl.start_all(ttl=30)
         fl.wait_converged()
         a, b = cl.nodes

@@ -338,7 +338,7 @@ print(bbox1.node.ping(bbox2.ip, count=1, wait=1))
 
 # %% [markdown]
 # node1's BIRD lost the session and withdrew every route it had learnt from node2: only
-# its own blackhole is left, and bbox1's packets to bbox2 now follow node1's default
+# node3's block and node1's own blackhole are left, and bbox1's packets to bbox2 now follow node1's default
 # route, which leads nowhere useful. (Had BIRD been killed without closing the session,
 # *graceful restart* would have kept the routes for up to two minutes.) Start it again:
 

@@ -4,7 +4,8 @@
 # **Objectives.**
 #
 # 1. launch Weave on two machines the way seed 001 does (`weave launch`, then
-#    `weave launch 192.168.99.101` on the second) and see that the routers find each
+#    `weave launch PEER` on the second: the seed's `weave launch 192.168.99.100`; here
+#    the first machine is node1, 192.168.99.101) and see that the routers find each
 #    other over **TCP 6783** with **no etcd**: they gossip;
 # 2. find what Weave builds on a host: the `weave` bridge, containers with a second
 #    interface **`ethwe` (MTU 1376)** beside `eth0` on docker0, addresses from
@@ -69,7 +70,8 @@ print("VNI", vx["id"], "| UDP port", vx["port"], "| underlay", vx["link"], vx["l
 
 # %% [markdown]
 # The router also started **weaveDNS**: a real `dnsmasq` listening on docker0's address
-# (172.17.0.1, port 53) — where Docker points containers' resolvers.
+# (172.17.0.1, port 53) — where Weave's Docker integration points containers' resolvers
+# (`docker run --dns 172.17.0.1 --dns-search weave.local`, from `weave dns-args`).
 
 # %%
 print(node1.run(["ss", "-lntu"]).stdout)        # 6783 (peers), 6784 (API, 127.0.0.1), 53 (DNS)
@@ -135,9 +137,9 @@ wire[["src_ip", "dst_ip", "dport", "vni", "stack", "inner_src_mac", "overhead_by
 print("bytes added per packet:", sorted({int(b) for b in wire["overhead_bytes"]}))
 
 # %% [markdown]
-# Ethernet frames inside VXLAN inside UDP port 6784: 50 bytes per packet. The ARP
-# request was flooded to node2 by the `00:00:00:00:00:00` entry; the kernel then learnt
-# behind which peer each container MAC sits:
+# Ethernet frames inside VXLAN inside UDP port 6784: 50 bytes per packet. bbox3's ARP
+# request was flooded from node2 to node1 by node2's `00:00:00:00:00:00` entry; the
+# kernels then learnt behind which peer each container MAC sits:
 
 # %%
 to_frame(node1.fdb("vxlan-6784"))[["mac", "dst", "state"]]
@@ -170,9 +172,9 @@ print(iso.run(["ip", "route"]).stdout)
 print(iso.ping(weave.address(bbox1), count=1, wait=0.5))
 
 # %% [markdown]
-# No: `iso` has no route to 10.32.0.1 at all (its ethwe covers only 10.32.2.0/24), and
-# its default route leaves through eth0 to docker0, which does not lead to the weave
-# network. That is **all** there is to it — look for a rule:
+# No: `iso` has no on-link route to 10.32.0.1 (its ethwe covers only 10.32.2.0/24); only
+# its default route matches, and it leaves through eth0 to docker0, which does not lead
+# to the weave network. That is **all** there is to it — look for a rule:
 
 # %% tags=["nbval-check-output"]
 rules = node1.run(["iptables-save"]).stdout
@@ -214,9 +216,10 @@ rules = node1.run(["iptables-save"]).stdout       # iptables-save | grep -i weav
 print("\n".join(l for l in rules.splitlines() if "WEAVE" in l))
 
 # %% [markdown]
-# `weave expose` gave node1 an address on the bridge (so node1 itself is on the LAN),
-# accepted the range in **WEAVE-EXPOSE** (before it, `FORWARD -o weave -j DROP` dropped
-# the outside host's packets), and **masqueraded** traffic entering the range from
+# `weave expose` gave node1 an address on the bridge (so node1 itself is on the LAN, and
+# has a route into 10.32.0.0/12: before it, node1 answered "Net Unreachable"), accepted
+# the range in **WEAVE-EXPOSE** ahead of the `FORWARD -o weave -j DROP` rule, and
+# **masqueraded** traffic entering the range from
 # outside (nat chain **WEAVE**): bbox3 answers node1's weave address, and needs no route
 # back to 192.168.99.50. TTL 63 in the reply: one routed hop, node1.
 #

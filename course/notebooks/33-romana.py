@@ -100,7 +100,7 @@ print(node1.run(["ip", "route"]).stdout)           # ip -n node1 route
 
 # %% [markdown]
 # One route for the whole other host, through its underlay address: no tunnel device,
-# no extra header. With 255 hosts, still at most 254 such routes per host.
+# no extra header. With all 256 hosts, 255 such routes per host.
 #
 # ## 3 · Pods of tenants and segments
 #
@@ -128,6 +128,9 @@ print(a.run(["ip", "route"]).stdout)
 
 # %%
 print(a.ping(romana.address(a2), count=1))
+veth_a = next(row["veth"] for row in romana.table() if row["pod"] == "a")
+print(node1.run(["ip", "route"]).stdout)                             # ip -n node1 route: a /32 per pod
+print(veth_a, "proxy_arp =", node1.get_sysctl(f"net.ipv4.conf.{veth_a}.proxy_arp"))  # sysctl net.ipv4.conf.VETH.proxy_arp
 to_frame(a.neighbours())[["dst", "lladdr", "state"]]     # ip neigh: a2's address, the host veth's MAC
 
 # %% [markdown]

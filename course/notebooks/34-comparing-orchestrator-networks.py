@@ -75,8 +75,8 @@ fig
 #   Flannel writes `FLANNEL_MTU` (1450 or 1472) into `subnet.env`, Docker's overlay gives
 #   its containers 1450, Weave sets 1376 on `ethwe` (room for its encryption too), the
 #   routed ones keep 1500.
-# * **Throughput and RTT are noisy here.** Eight people share this 2-core machine, and
-#   every "host" is a namespace on the same kernel: a packet never meets a real wire, so
+# * **Throughput and RTT are noisy here.** On a shared or small machine (this course's
+#   build machine has 2 cores), every "host" is a namespace on the same kernel: a packet never meets a real wire, so
 #   the kernel paths (VXLAN or plain routing) are limited by the CPU, not by headers.
 #   Compare the ranges before ranking: where they overlap, the runs do not separate the
 #   networks. What does stand out in every run is **Flannel udp**: each packet goes up to
@@ -172,7 +172,7 @@ results[["addresses"]]
 # 2. Flannel vxlan and Weave both pay the same 50 bytes of VXLAN, but one gives
 #    containers an MTU of 1450 and the other 1376. Where do Weave's other 74 bytes go,
 #    and what happens to a 1450-byte packet sent with DF set from a Weave container?
-# 3. Calico needed several times longer than Flannel before the first ping was
+# 3. Calico needed more than twice as long as Flannel vxlan before the first ping was
 #    answered (`setup_s`). What was it waiting for, and would a bigger cluster make that wait
 #    longer or shorter?
 # 4. In some runs Calico's median TCP throughput comes out below Weave's or Docker
@@ -199,10 +199,11 @@ results[["addresses"]]
 #    only takes a lease from etcd and writes a route, an ARP and an FDB entry per peer. In a full mesh
 #    every host has a session with every other one, so more hosts mean more sessions to
 #    bring up (and, beyond a few dozen hosts, route reflectors instead of a mesh).
-# 4. The min and max columns. Three one-second runs on a shared 2-core machine give
-#    ranges that overlap for every kernel data path (on a loaded machine, for instance,
-#    985–1914 Mbit/s for Calico and 834–2302 for Weave): where they overlap, these runs
-#    do not separate the networks. Only Flannel udp's range lies far from all the
+# 4. The min and max columns. Three one-second runs on a shared or small machine give
+#    ranges that mostly overlap between the kernel data paths (in the run shown, all but
+#    Docker overlay's and Romana's; in another run on a loaded machine, 985–1914 Mbit/s
+#    for Calico and 834–2302 for Weave): where they overlap, these runs do not separate
+#    the networks, and a pair that does not overlap in one run may in the next. Only Flannel udp's range lies far from all the
 #    others. Every "host" is a namespace on one kernel, so there is no wire whose
 #    capacity the headers eat; the CPU and the neighbours' load decide.
 # </details>

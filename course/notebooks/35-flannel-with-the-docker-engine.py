@@ -9,9 +9,10 @@
 # # 35 · Flannel and the real Docker engine
 #
 # In notebook 30 labkit made each node's `docker0` the way `dockerd --bip --mtu` would.
-# Here each node runs Debian's **real `dockerd`**, started exactly as seed 001 §4.3.5
-# configures it on its hosts: with the subnet and MTU that flanneld wrote into
-# `/run/flannel/subnet.env`.
+# Here each node runs Debian's **real `dockerd`**, started as seed 001 §4.3.5 configures
+# it on its hosts, with the subnet and MTU that flanneld wrote into
+# `/run/flannel/subnet.env` (`--bip`, `--mtu`), plus `--ip-masq=false` as on the CoreOS
+# host of §3.2.2.
 #
 # **Objectives.**
 #
@@ -200,8 +201,9 @@ print(node1.run(["iptables", "-t", "nat", "-S", "POSTROUTING"]).stdout)
 #    interface it leaves by. c1's ping to c2 leaves through `flannel.1`, so node2 would
 #    see **10.4.X.0** (node1's `flannel.1`) as the source, not c1's 10.4.X.2. Pings still
 #    work, but c2 cannot tell which container talked to it, and policies based on source
-#    addresses break. That is why the seed's hosts run flanneld with `--ip-masq` and
-#    Docker with `--ip-masq=false`.
+#    addresses break. That is why the CoreOS host of seed 001 §3.2.2 runs Docker with
+#    `--ip-masq=false`; the §4.3 hosts (`FLANNEL_IPMASQ=false`) are in this question's
+#    situation.
 # 2. Docker reads `--bip` only when it starts: the engine must be restarted with the new
 #    options, which recreates `docker0` with the new .1. Containers keep their old
 #    addresses until they are restarted too, and meanwhile no node routes the old subnet
