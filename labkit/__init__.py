@@ -6,7 +6,7 @@ namespaces held by one supervisor process, and disappears with it.
 
 import sys as _sys
 
-from .errors import (CommandFailed, CommandTimeout, DuplicateName, GatewayUnreachable,
+from .errors import (AgentExited, CommandFailed, CommandTimeout, DuplicateName, GatewayUnreachable,
                      InvalidAddress, InvalidName, InvalidRequest, InvalidTopology, KernelError,
                      LabClosed, LabkitError, LabUnresponsive, NamespacesUnavailable, NotFound,
                      ToolMissing)
@@ -29,5 +29,5 @@ __all__ = [
     "LabkitError", "InvalidName", "DuplicateName", "InvalidAddress", "InvalidTopology",
     "GatewayUnreachable", "NotFound", "LabClosed", "LabUnresponsive", "InvalidRequest",
     "ToolMissing", "NamespacesUnavailable",
-    "KernelError", "CommandFailed", "CommandTimeout",
+    "KernelError", "CommandFailed", "CommandTimeout", "AgentExited",
 ]

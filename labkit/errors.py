@@ -17,7 +17,8 @@ subclass the builtin that fits, so ``except ValueError`` keeps working::
     ├── NamespacesUnavailable (PermissionError)  this host will not let us build a bubble
     ├── KernelError (OSError)        the kernel refused an operation (EEXIST, ENODEV, ...)
     ├── CommandFailed                a command run with ``check=True`` exited non-zero
-    └── CommandTimeout (TimeoutError)  a command ran past its time limit
+    ├── CommandTimeout (TimeoutError)  a command ran past its time limit
+    └── AgentExited (RuntimeError)   a lab's agent (flanneld, calico-node ...) ended on its own
 
 Messages follow one template: what object, which operation, what went wrong, and
 what to do about it. The data is also kept on the exception (``.obj``, ``.op``,
@@ -113,6 +114,10 @@ class CommandTimeout(LabkitError, TimeoutError):
     """A command did not finish within its time limit and was killed."""
 
 
+class AgentExited(LabkitError, RuntimeError):
+    """A lab's agent (flanneld, calico-node, kube-proxy ...) ended when it should run."""
+
+
 # Remedies for the kernel errors students meet most, by errno.
 _KERNEL_REMEDIES: dict[int, str] = {
     _errno.EEXIST: "it already exists: pick another name or delete the old one first",
@@ -168,7 +173,7 @@ _BY_NAME: dict[str, type[LabkitError]] = {
     for cls in (LabkitError, InvalidName, DuplicateName, InvalidAddress, InvalidTopology,
                 GatewayUnreachable, NotFound, LabClosed, LabUnresponsive, InvalidRequest, ToolMissing,
                 NamespacesUnavailable,
-                KernelError, CommandFailed, CommandTimeout)
+                KernelError, CommandFailed, CommandTimeout, AgentExited)
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from labkit import Lab
 from labkit.cluster import Cluster
-from labkit.errors import InvalidTopology
+from labkit.errors import AgentExited, InvalidTopology
 from labkit.flannel import Flannel, parse_config
 from labkit.flannel.agent import duration, go_duration
 from labkit.flannel.config import ConfigError, pick_subnet, subnet_env
@@ -166,6 +166,23 @@ def test_ten_agents_at_once_get_unique_leases(lab: Lab) -> None:
     envs = {m.name: flannel.subnet_env(m) for m in cluster.nodes}
     assert len({e["FLANNEL_SUBNET"] for e in envs.values()}) == 10
     assert len(flannel.routes_to_others("node7")) == 9
+
+
+def test_waiting_for_flannel_notices_an_agent_that_died(lab: Lab) -> None:
+    cluster = Cluster(lab)
+    cluster.start_etcd()
+    flannel = Flannel(cluster)
+    with pytest.raises(InvalidTopology, match="no flanneld is running"):
+        flannel.wait_converged(timeout=5)                  # nothing started: never "converged"
+    flannel.configure("10.4.0.0/16", backend="vxlan")
+    flannel.start_all(ttl=30)
+    flannel.wait_converged()
+    flannel.stop("node2")                                  # systemctl stop: on purpose, not an error
+    flannel.wait_converged(timeout=5)
+    flannel.agents["node1"].signal("KILL")                 # dies on its own
+    assert wait_until(lambda: not flannel.agents["node1"].running, timeout=10)
+    with pytest.raises(AgentExited, match=r"flanneld on node1 exited \(status"):
+        flannel.wait_converged(timeout=5)
 
 
 def test_udp_backend_carries_traffic(lab: Lab) -> None:

@@ -12,7 +12,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..errors import CommandTimeout, InvalidTopology, NotFound
+from ..errors import AgentExited, CommandTimeout, InvalidTopology, NotFound
 from .config import ConfigError, parse_config, parse_subnet_env, parse_subnet_key
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class Flannel:
         self.prefix = prefix
         self.api = api
         self.agents: dict[str, "Process"] = {}
+        self._stopped: set[int] = set()     # agents ended by stop() (id of their Process)
         self.engines: dict[str, "DockerHost"] = {}   # real dockerd per node (start_docker)
 
     def __repr__(self) -> str:
@@ -125,7 +126,10 @@ class Flannel:
     def stop(self, node: "str | ClusterNode") -> int | None:
         """Stop one agent (SIGTERM, as ``systemctl stop flanneld``); its lease stays until it expires."""
         proc = self.agents.get(self.cluster.node(node).name)
-        return None if proc is None else proc.stop()
+        if proc is None:
+            return None
+        self._stopped.add(id(proc))       # stopped on purpose: not an agent that died
+        return proc.stop()
 
     def running(self) -> list[str]:
         return [name for name, proc in self.agents.items() if proc.running]
@@ -221,14 +225,34 @@ class Flannel:
         return True
 
     def wait_converged(self, timeout: float = 60.0) -> None:
-        """Wait until :meth:`converged` (every node routes to every other node's subnet)."""
+        """Wait until :meth:`converged` (every node routes to every other node's subnet).
+
+        Raises :class:`~labkit.errors.AgentExited` as soon as an agent has ended on its own
+        (one ended with :meth:`stop` is fine), and InvalidTopology if none runs at all.
+        """
         end = time.monotonic() + timeout
-        while not self.converged():
+        while True:
+            self._check_agents()
+            if self.converged():
+                return
             if time.monotonic() > end:
                 raise CommandTimeout(f"flannel did not converge within {timeout} s "
                                      f"(agents running: {self.running()})", op="wait for flannel",
                                      remedy="read flannel.log(node) for each node")
             time.sleep(0.1)
+
+    def _check_agents(self) -> None:
+        """Raise if an agent died on its own, or if none runs: nothing could converge then."""
+        for name, proc in self.agents.items():
+            if not proc.running and id(proc) not in self._stopped:
+                lines = [l for l in (proc.stderr_text() + proc.stdout_text()).splitlines() if l.strip()]
+                raise AgentExited(f"flanneld on {name} exited (status {proc.returncode}): "
+                                  f"{lines[-1] if lines else 'it printed nothing'}", obj=name,
+                                  op="wait for flannel", remedy=f"read flannel.log({name!r}), fix the "
+                                  "cause and start it again with flannel.start(node)")
+        if not self.running():
+            raise InvalidTopology("no flanneld is running", op="wait for flannel",
+                                  remedy="start the agents first: flannel.start_all()")
 
     def docker_bridge(self, node: "str | ClusterNode", name: str = "docker0") -> str:
         """Configure ``node``'s container bridge from its subnet.env, as Docker is started
