@@ -29,8 +29,10 @@ pytestmark = [pytest.mark.docker,
                                  reason="a Docker engine per machine needs root and dockerd")]
 
 
-def _records() -> set[str]:
-    return set(os.listdir(STATE_DIR)) if STATE_DIR.is_dir() else set()
+def _records(session: str) -> set[str]:
+    """This session's engine records (other labs on the machine may have their own)."""
+    found = os.listdir(STATE_DIR) if STATE_DIR.is_dir() else []
+    return {name for name in found if name.startswith(f"{session}-")}
 
 
 def _alive(pid: int) -> bool:
@@ -38,7 +40,6 @@ def _alive(pid: int) -> bool:
 
 
 def test_flannel_drives_one_real_dockerd_per_node(tmp_path) -> None:
-    before = _records()
     with Lab("fdock", workdir=tmp_path) as lab:
         cluster = Cluster(lab)
         cluster.start_etcd()
@@ -81,14 +82,15 @@ def test_flannel_drives_one_real_dockerd_per_node(tmp_path) -> None:
         assert "-j DOCKER-USER" in node1.run(["iptables", "-S", "FORWARD"], check=True).stdout
         pids = [e.dockerd_pid for e in engines.values()]
         assert all(pid and _alive(pid) for pid in pids)
+        session = engines["node1"].session
+        assert _records(session) == {f"{session}-node1", f"{session}-node2"}
     # closing the lab stopped the engines first: no dockerd, no record, no socket
     assert wait_until(lambda: not any(_alive(p) for p in pids), timeout=15)
-    assert _records() <= before
-    assert not [r for r in running_hosts() if r["session"].startswith("fdock.")]
+    assert _records(session) == set()
+    assert not [r for r in running_hosts() if r["session"] == session]
 
 
 def test_engine_options_and_mistakes_are_checked(tmp_path) -> None:
-    before = _records()
     with pytest.raises(InvalidTopology, match="not of the form --name"):
         DockerHost("s", "node1", args=["--bip 10.4.1.1/24"])
     with pytest.raises(InvalidTopology, match="set by the Docker host itself"):
@@ -113,9 +115,10 @@ def test_engine_options_and_mistakes_are_checked(tmp_path) -> None:
         with pytest.raises(DuplicateName, match="already runs a Docker engine"):
             engine_on(cluster["node1"])                        # never a second engine, never the first killed
         assert engine.running and engine.client.ping()
+        session = engine.session
         with pytest.raises(InvalidTopology, match="not a node of lab"):
             engine_on(_stranger(lab))
-    assert _records() <= before
+    assert _records(session) == set()
 
 
 def _stranger(lab: Lab):
