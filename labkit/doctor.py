@@ -90,7 +90,8 @@ TOOLS = [
     ("tcpdump", "reading captures on the command line (labkit captures without it)", "tcpdump", False),
     ("tshark", "dissecting captures like Wireshark", "tshark", False),
     ("iperf3", "throughput measurements", "iperf3", False),
-    ("dockerd", "the Docker engine lessons", "docker.io", False),
+    ("dockerd", "the Docker lessons (20, 21), an engine per node (35), Docker overlay in 34",
+     "docker.io", False),
     # the orchestrator lessons' real daemons and tools: optional, each names its lesson
     ("etcd", "lesson 30 (Flannel): the real etcd holding the network config and leases", "etcd-server", False),
     ("etcdctl", "lesson 30 (Flannel): etcdctl set/get/watch from the nodes", "etcd-client", False),
