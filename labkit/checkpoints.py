@@ -475,8 +475,10 @@ class _Checks:
 
     @staticmethod
     def command(node: Any, argv: Sequence[str], *, returncode: int | None = 0,
-                stdout_contains: str | None = None) -> CheckResult:
-        """A command run in the node exits with ``returncode`` and prints ``stdout_contains``."""
+                stdout_contains: str | None = None,
+                stdout_lacks: str | None = None) -> CheckResult:
+        """A command run in the node exits with ``returncode``, prints ``stdout_contains``
+        and does not print ``stdout_lacks`` (e.g. a client address a NAT must hide)."""
         result = node.run(list(argv))
         shown = " ".join(argv)
         rc, out = int(getattr(result, "returncode", -1)), str(getattr(result, "stdout", ""))
@@ -486,6 +488,9 @@ class _Checks:
         if stdout_contains is not None and stdout_contains not in out:
             return CheckResult(False, f"{_node_name(node)}: `{shown}` did not print"
                                       f" {stdout_contains!r}")
+        if stdout_lacks is not None and stdout_lacks in out:
+            return CheckResult(False, f"{_node_name(node)}: `{shown}` printed"
+                                      f" {stdout_lacks!r}, which it should not")
         return CheckResult(True, f"{_node_name(node)}: `{shown}` behaved as expected")
 
     @staticmethod

@@ -223,6 +223,9 @@ def test_address_interface_sysctl_command(net):
     assert checks.sysctl(h1, "net.ipv4.ip_forward", 0).passed
     assert not checks.sysctl(h1, "net.ipv4.ip_forward", 1).passed
     assert checks.command(h1, ["ip", "-br", "addr"], stdout_contains="10.0.0.1/24").passed
+    assert checks.command(h1, ["ip", "-br", "addr"], stdout_lacks="10.0.0.2/24").passed
+    hidden = checks.command(h1, ["ip", "-br", "addr"], stdout_lacks="10.0.0.1/24")
+    assert not hidden.passed and "printed '10.0.0.1/24', which it should not" in hidden.reason
     assert not checks.command(h1, ["false"]).passed
 
 

@@ -395,6 +395,36 @@ def test_overlay_between_two_engines_carries_vxlan(client, tmp_path) -> None:
     assert not [h for h in running_hosts() if h["session"] == session]
 
 
+
+@needs_engine
+@needs_root
+def test_scaling_a_swarm_service_keeps_its_running_tasks() -> None:
+    from docker.types import ServiceMode
+
+    from labkit.docker.hosts import DockerHosts, scale_service
+    from labkit.errors import InvalidTopology
+
+    with DockerHosts(f"s{PID}", {"node1": "192.168.99.103/24", "node2": "192.168.99.104/24"}) as hosts:
+        hosts.swarm()
+        service = hosts["node1"].client.services.create(
+            BASE_IMAGE, ["sleep", "600"], name="scaled", mode=ServiceMode("replicated", replicas=2),
+            labels={COURSE_LABEL: COURSE_VALUE})
+
+        def running() -> set[str]:
+            return {t["ID"] for t in service.tasks(filters={"desired-state": "running"})
+                    if t["Status"]["State"] == "running"}
+
+        assert wait_until(lambda: len(running()) == 2, timeout=60)
+        before = running()
+        scale_service(service, 3)                  # docker service scale scaled=3
+        assert wait_until(lambda: len(running()) == 3, timeout=60)
+        assert before < running()                  # the two first tasks kept, one added
+        spec = hosts["node1"].client.api.inspect_service(service.id)
+        assert spec["Spec"]["Mode"] == {"Replicated": {"Replicas": 3}}
+        assert "UpdateStatus" not in spec          # no rolling update was started
+        with pytest.raises(InvalidTopology, match="replicas must be an integer"):
+            scale_service(service, -1)
+
 @needs_engine
 @needs_root
 def test_a_docker_host_dies_with_its_owner(tmp_path) -> None:

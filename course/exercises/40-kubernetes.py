@@ -9,6 +9,10 @@
 # 4. reach the Service from outside the cluster through its NodePort;
 # 5. switch kube-proxy to its nftables mode and find your Service in its verdict map.
 #
+# Task 1 needs walkthrough 40 ([40-kubernetes-pods-and-cni](../notebooks/40-kubernetes-pods-and-cni.ipynb));
+# tasks 2 to 5 need walkthrough 41 ([41-kubernetes-services](../notebooks/41-kubernetes-services.ipynb)):
+# Services, `start_proxy`, conntrack, NodePorts and the nftables mode.
+#
 # ```
 #                      underlay 192.168.99.0/24
 #   outside .50 ───────────┬──────────────────────────┐
@@ -43,7 +47,8 @@ lab = Lab("ex40-kubernetes")
 cluster = Cluster(lab, store=None)
 outside = lab.add_host("outside")
 lab.link(outside, cluster.switch, names=("eth1", None))
-outside.add_address("eth1", "192.168.99.50/24")
+outside_ip = "192.168.99.50"
+outside.add_address("eth1", f"{outside_ip}/24")
 k8s = Kubernetes(cluster.nodes, cluster_cidr=cluster_cidr)
 node1, node2 = cluster["node1"], cluster["node2"]
 pod_cidrs = [str(k.pod_cidr) for k in k8s.kubelets.values()]
@@ -93,8 +98,12 @@ with Checkpoint("40.1", "Four pods with their CNI addresses; pods reach pods acr
 #
 # Create the Service `web` in namespace `default`: type `NodePort`, selector `app=web`,
 # one port named `http`, port 80 to `target_port`, with your `cluster_ip` and
-# `node_port`. Start kube-proxy in its iptables mode (`k8s.start_proxy("iptables")`).
-# From `client`, open some connections to the ClusterIP and look at who answers.
+# `node_port`: `k8s.create_service(name, selector=..., type=..., cluster_ip=...,
+# ports=[ServicePort(port, target, name=..., node_port=...)])` (without `cluster_ip=`
+# one is allocated for you, and the checkpoint will not find it). Start kube-proxy in
+# its iptables mode (`k8s.start_proxy("iptables")`). From `client`, open some
+# connections to the ClusterIP (`k8s.pod("client").hit(cluster_ip, 80, count=30)`) and
+# look at who answers.
 
 # %%
 # BEGIN SOLUTION
@@ -120,24 +129,39 @@ with Checkpoint("40.2", "The ClusterIP answers from every pod, through kube-prox
 # ## Task 3 · The DNAT, in conntrack (1 point)
 #
 # Connections through the ClusterIP are rewritten by the first packet's DNAT and
-# remembered by conntrack on the client's node. List them on node1
-# (`conntrack -L -p tcp --orig-dst CLUSTER_IP`) and find, for one connection, the pod it
-# was sent to. Nothing to write here but the command.
+# remembered by conntrack on the client's node, for two minutes after they close
+# (`TIME_WAIT`). The connections of Task 2 and of its checkpoint are still listed, so:
+#
+# 1. delete node1's entries to your ClusterIP (`conntrack -D -p tcp --orig-dst
+#    CLUSTER_IP`, run in node1 with `node1.run([...])`);
+# 2. open **one** connection from `client` to the ClusterIP;
+# 3. list node1's entries again (`conntrack -L -p tcp --orig-dst CLUSTER_IP`) and read
+#    your connection's two tuples.
+#
+# Then set `client_port` (an `int`) to the source port `client` used, and `dnat_to` (a
+# `str`) to the address of the pod the DNAT sent it to. Run the checkpoint within two
+# minutes, while the entry still exists (if it has gone, run this cell again).
 
 # %%
 # BEGIN SOLUTION
-print(node1.run(["conntrack", "-L", "-p", "tcp", "--orig-dst", cluster_ip]).stdout)
+node1.run(["conntrack", "-D", "-p", "tcp", "--orig-dst", cluster_ip])      # conntrack -D ...
+k8s.pod("client").hit(cluster_ip, 80)
+flow = node1.run(["conntrack", "-L", "-p", "tcp", "--orig-dst", cluster_ip]).stdout.strip()
+print(flow)                                                                # one line, two tuples
+values = [f.split("=", 1)[1] for f in flow.split() if f.startswith(("src=", "sport="))]
+client_port = int(values[1])        # original tuple: src=CLIENT dst=CLUSTER_IP sport=PORT ...
+dnat_to = values[2]                 # reply tuple:    src=POD dst=CLIENT sport=8080 ...
+print("client port", client_port, "-> pod", dnat_to)
 # END SOLUTION
 
 # %% tags=["checkpoint"]
-with Checkpoint("40.3", "conntrack on node1 shows the ClusterIP rewritten to each pod", points=1,
-                hint="the Service and kube-proxy of Task 2 must be in place") as cp:
-    # fresh connections, so that their entries are there whenever this cell runs
-    cp.check(checks.command(lab["client"], [*hit, cluster_ip, "80", "--count", "30"],
-                            stdout_contains='"errors": {}'))
-    for ip in (web1_ip, web2_ip, web3_ip):
-        cp.check(checks.command(node1, ["conntrack", "-L", "-p", "tcp", "--orig-dst", cluster_ip],
-                                stdout_contains=f"src={ip} dst={client_ip} sport={target_port}"))
+with Checkpoint("40.3", "conntrack on node1 shows your connection's DNAT to a pod", points=1,
+                hint="delete the entries, open one connection, list them again: client_port is "
+                     "the first sport=, dnat_to the second src=; entries last two minutes") as cp:
+    cp.check(checks.command(node1, ["conntrack", "-L", "-p", "tcp", "--orig-dst", cluster_ip],
+                            stdout_contains=f"src={client_ip} dst={cluster_ip} sport={client_port} "
+                                            f"dport=80 src={dnat_to} dst={client_ip} "
+                                            f"sport={target_port} dport={client_port} "))
 
 # %% [markdown]
 # ## Task 4 · From outside, through the NodePort (2 points)
@@ -154,12 +178,20 @@ print(outside.run([*hit, node2.ip, str(node_port), "--count", "20"]).stdout)
 # %% tags=["checkpoint"]
 with Checkpoint("40.4", "The NodePort answers outside the cluster, masqueraded", points=2,
                 hint="the Service must be type NodePort with your node_port, and kube-proxy running") as cp:
-    cp.check(checks.command(outside, [*hit, node2.ip, str(node_port), "--count", "20"],
-                            stdout_contains='"errors": {}'))
-    cp.check(checks.command(outside, [*hit, node1.ip, str(node_port), "--count", "20"],
-                            stdout_contains='"count": 20, "replies": {"'))
+    for node in (node1, node2):      # every pod answers, and none sees outside's own address
+        cp.check(checks.command(outside, [*hit, node.ip, str(node_port), "--count", "20"],
+                                stdout_contains='"errors": {}', stdout_lacks=f'"{outside_ip}"'))
     cp.check(checks.command(node2, ["iptables", "-t", "nat", "-S", "KUBE-NODEPORTS"],
                             stdout_contains=f"--dport {node_port}"))
+
+# %% [markdown] tags=["solution-only"]
+# **Why not 192.168.99.50?** The pods saw node2's addresses: `10.244.2.1` (node2's `cni0`)
+# for the pods on node2, and `192.168.99.102` (node2's underlay address) for `web-1` on
+# node1. kube-proxy's KUBE-EXT chain marks every NodePort packet (KUBE-MARK-MASQ) and
+# KUBE-POSTROUTING masquerades it behind the address of the interface it leaves by.
+# It must: a pod on node1 that saw 192.168.99.50 would answer it directly, the reply
+# would not pass through node2 where the DNAT was done, and `outside` would get an
+# answer from a pod address it never wrote to, and drop it.
 
 # %% [markdown]
 # ## Task 5 · kube-proxy in nftables mode (1 point)

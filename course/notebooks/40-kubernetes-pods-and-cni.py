@@ -146,7 +146,9 @@ for bad_conf, bad_args in (({**conf, "cniVersion": "2.0.0"}, by_hand.args),
 
 # %% [markdown]
 # Code 1 is the specification's "incompatible CNI version" (these plugins speak up to
-# 1.0.0); code 999 is a plugin-specific error. A runtime shows these messages in the
+# 1.0.0). Code 999 is libcni's "internal error": the plugins' common skeleton (`skel`)
+# wraps any plain error a plugin returns in it, here the unknown `CNI_ARGS` key (codes
+# 100 and up are left to plugins for errors of their own). A runtime shows these messages in the
 # pod's events (`kubectl describe pod`): learning to read them is most of debugging CNI.
 
 # %%
@@ -214,6 +216,14 @@ k8s.route_pod_cidrs()
 to_frame(node1.routes("inet"))[["dst", "gateway", "dev"]]            # ip -n node1 route
 
 # %% [markdown]
+# The route to 10.244.2.0/24 via node2 is the one just added. The first one,
+# `10.96.0.0/12 dev eth1`, was there before: it covers the Service range of notebook 41.
+# A connection opened by the node itself to a Service address is routed before
+# kube-proxy's NAT rewrites it, and with no route at all the kernel refuses it at once
+# (`Network is unreachable`). Real nodes have a default route that covers the range;
+# these machines have none, so labkit adds this one when it sets up each kubelet.
+
+# %% [markdown]
 # **Predict:** `shell` (10.244.1.3) connects to `web-2` on node2. Which source address
 # will `web-2` see: the pod's, or node1's 192.168.99.101?
 
@@ -235,7 +245,7 @@ cap.table()[["src_ip", "dst_ip", "dport"]].head(1)           # the SYN, as it cr
 # | | Docker's CNM (libnetwork) | CNI (Kubernetes, Podman, containerd) |
 # |---|---|---|
 # | objects | **sandbox** (the namespace), **endpoint** (a veth), **network** (a bridge, an overlay) | a network **configuration** (JSON) and an **attachment** (container ID + netns + ifname) |
-# | who calls | the Docker engine, through a driver API (a long-running plugin daemon) | any runtime, by **executing** a binary per operation |
+# | who calls | the Docker engine, through its driver API: the built-in drivers (bridge, overlay, macvlan) run inside dockerd, only remote drivers are separate plugin daemons | any runtime, by **executing** a binary per operation |
 # | operations | create network, create endpoint, join, leave, delete ... | `ADD`, `CHECK`, `DEL`, `VERSION` |
 # | state | kept by the engine and its key-value store | kept by the plugins (host-local's lease files) and the runtime's result cache |
 # | chaining | one driver per network | a list of plugins, each given `prevResult` (bridge, then portmap, ...) |
@@ -244,20 +254,26 @@ cap.table()[["src_ip", "dst_ip", "dport"]].head(1)           # the SYN, as it cr
 # %% [markdown]
 # ## 6 · The control plane's ports, in this lab
 #
-# Seed 004 lists the ports a cluster's control plane listens on. In this lab, etcd is
-# real (a process in `host`, listening on 2379 and 2380); the other components are
-# played by labkit inside the notebook and the machines, so nothing listens on their
-# ports. `ss -ltn` in `host` shows which is which:
+# Seed 004 lists the ports a cluster listens on: the control plane's on the control-plane
+# machine (`host` here), the kubelet's and the NodePorts on every worker. In this lab,
+# etcd is real (a process in `host`, listening on 2379 for clients and 2380 for peers);
+# the other components are played by labkit inside the notebook and the machines, so
+# nothing listens on their ports. `ss -ltn` on `host` and on `node1` shows which is which:
 
-# %%
-listening = cluster["host"].run(["ss", "-ltnH"]).stdout            # ss -ltn on the control-plane machine
-ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines() if line.strip()}
-rows = [("kube-apiserver", "6443"), ("etcd (client, peer)", "2379-2380"), ("kubelet", "10250"),
-        ("kube-controller-manager", "10257"), ("kube-scheduler", "10259"),
-        ("NodePort Services", "30000-32767")]
-pd.DataFrame([{"component": c, "port(s)": p,
-           "listening in the lab": any(int(x) in ports for x in p.split("-")[:1])
-           or (p == "2379-2380" and 2379 in ports)} for c, p in rows])
+# %% tags=["nbval-check-output"]
+def listening(machine) -> set[int]:
+    out = machine.run(["ss", "-ltnH"]).stdout                     # ss -ltn on that machine
+    return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines() if line.strip()}
+
+
+on = {"host": listening(cluster["host"]), "node1": listening(node1)}
+rows = [("host", "kube-apiserver", "6443"), ("host", "etcd, clients", "2379"),
+        ("host", "etcd, peers", "2380"), ("host", "kube-controller-manager", "10257"),
+        ("host", "kube-scheduler", "10259"), ("node1", "kubelet", "10250"),
+        ("node1", "NodePort Services", "30000-32767")]
+pd.DataFrame([{"machine": m, "component": c, "port(s)": p,
+               "listening in the lab": any(int(p.split("-")[0]) <= port <= int(p.split("-")[-1])
+                                           for port in on[m])} for m, c, p in rows])
 
 # %% [markdown]
 # NodePorts are not sockets at all: kube-proxy answers them with NAT rules, the subject
@@ -290,7 +306,9 @@ pd.DataFrame([{"component": c, "port(s)": p,
 #
 # Exercise 40 ([exercises/40-kubernetes.ipynb](../exercises/40-kubernetes.ipynb)) runs
 # pods and a Service on a cluster of your own addresses; its solution answers these
-# questions.
+# questions. Its tasks 2 to 5 (a Service, kube-proxy, conntrack, a NodePort, nftables)
+# need notebook 41 ([41-kubernetes-services.ipynb](41-kubernetes-services.ipynb)): do
+# it after that one.
 
 # %%
 lab.close()

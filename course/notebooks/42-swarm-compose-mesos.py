@@ -52,7 +52,7 @@ import pandas as pd
 from docker.types import EndpointSpec, ServiceMode
 
 from labkit.docker import BASE_IMAGE, COURSE_LABEL, COURSE_VALUE
-from labkit.docker.hosts import DockerHosts
+from labkit.docker.hosts import DockerHosts, scale_service
 
 hosts = DockerHosts("42-swarm", {"node1": "192.168.99.103/24", "node2": "192.168.99.104/24"})
 for host in hosts:
@@ -116,10 +116,17 @@ print("tasks.web ->", answers("tasks.web"))
 # **Scale** to 5 (`docker service scale web=5`), then **drain** node2 (`docker node
 # update --availability drain node2`: its tasks are stopped and rescheduled elsewhere).
 # Predict the DNS answers after each step.
+#
+# (`scale_service` does what the CLI does: it sends the service's stored spec back with
+# only the replica count changed. docker-py's own `Service.scale` sends the spec with
+# the engine's defaults filled in; the manager sees a changed task template and
+# replaces every task in a rolling update, which is not what scaling means.)
 
 # %%
-web.scale(5)
-print(wait_running(web, 5))
+before = set(tasks(web)["task"])
+scale_service(web, 5)                                       # docker service scale web=5
+after = wait_running(web, 5)
+print(after.assign(new=~after["task"].isin(before)))
 print("web ->", answers("web"))
 
 # %%
@@ -128,12 +135,15 @@ spec = worker.attrs["Spec"]
 spec["Availability"] = "drain"
 worker.update(spec)                                         # docker node update --availability drain node2
 time.sleep(2)
-print(wait_running(web, 5))
+drained = wait_running(web, 5)
+print(drained.assign(new=~drained["task"].isin(after["task"])))
 print("web ->", answers("web"))
 
 # %% [markdown]
-# Every task now runs on node1 and the name follows them: in dnsrr mode the client sees
-# the tasks come and go (and must retry, or re-resolve), and connects to the tasks' own
+# Scaling kept the three running tasks and started two more (`new`). Draining node2
+# stopped its tasks and started replacements on node1, with new addresses: every task
+# now runs on node1, and the name follows them. In dnsrr mode the client sees the tasks
+# come and go (and must retry, or re-resolve), and connects to the tasks' own
 # addresses, with no load balancer in between.
 #
 # ## 2 · Why no virtual IP here
@@ -169,13 +179,13 @@ print("HEAD http://vip-web/ ->", (out.stdout or out.stderr).strip()[:80] or "no 
 where = vip_tasks["node"][0] if len(vip_tasks) and vip_tasks["node"][0] in ("node1", "node2") else "node1"
 ipvs_lines = [line for line in hosts[where].log_tail(400).splitlines() if "ipvs" in line.lower()]
 print(f"dockerd on {where} about IPVS:", ipvs_lines[-1][:200] if ipvs_lines else "nothing")
-vip.remove()
+removed = vip.remove()                                      # docker service rm vip-web
 
 # %% [markdown]
-# The VIP is allocated, but nothing answers on it, and dockerd says why: it could not
-# talk to IPVS. On a kernel with `ip_vs`, `nslookup vip-web` returns the single VIP,
-# `ipvsadm -ln` inside a container lists the tasks behind it, and the request above
-# succeeds. Compare with notebook 41: kube-proxy's iptables and nftables modes do the
+# The VIP is allocated and the name resolves to it, as it would anywhere, but nothing
+# answers on it, and dockerd says why: it could not talk to IPVS. On a kernel with
+# `ip_vs`, `ipvsadm -ln` inside a container lists the tasks behind the VIP, and the
+# request above succeeds. Compare with notebook 41: kube-proxy's iptables and nftables modes do the
 # same job with NAT rules instead of IPVS, which is why they run here.
 
 # %%
@@ -213,7 +223,7 @@ hosts.close()
 # | `networks: frontend`, `backend` | two user-defined **bridge** networks `shop_frontend`, `shop_backend` (labels `com.docker.compose.project=shop`) | notebook 20, `docker network create` |
 # | no `networks:` at all | one network `shop_default` | same |
 # | service names | DNS names on those networks (embedded DNS, 127.0.0.11); `api` is reachable from `web` and from `db`, `web` and `db` cannot reach each other | notebook 20: DNS on user-defined bridges, isolation between networks |
-# | `ports: ["8080:80"]` | a DNAT rule in the `DOCKER` chain, as `docker run -p` | notebook 20, section 5 |
+# | `ports: ["8080:80"]` | a DNAT rule in the `DOCKER` chain, as `docker run -p` | notebook 20, section 7 |
 # | `deploy:` with `docker stack deploy` | Swarm services and overlay networks | section 1 above |
 #
 # Compose itself is a client: it only calls the engine's API. (The `docker compose`

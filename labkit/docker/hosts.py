@@ -574,6 +574,35 @@ def join_swarm(hosts: Mapping[str, DockerHost], manager: str | None = None,
     return manager
 
 
+
+def scale_service(service: Any, replicas: int) -> None:
+    """``docker service scale NAME=REPLICAS``: change only the number of replicas.
+
+    docker-py's ``Service.scale`` reads the spec with the engine's defaults filled in
+    (``insertDefaults``) and sends all of it back; the task template then differs from
+    the stored one (``StopGracePeriod``, ``RestartPolicy``, ...), so the manager starts a
+    rolling update and replaces every running task. The docker CLI, like this function,
+    sends the stored spec back unchanged but for ``Mode.Replicated.Replicas``: existing
+    tasks keep running and only the missing ones (or the extra ones) are started (or
+    stopped).
+    """
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+        raise InvalidTopology(f"replicas must be an integer >= 0 (got {replicas!r})",
+                             obj=getattr(service, "name", None), op="docker service scale",
+                             remedy="give the number of tasks wanted, e.g. 5")
+    api = service.client.api
+    current = api.inspect_service(service.id)             # the stored spec, no defaults
+    spec = current["Spec"]
+    if "Replicated" not in spec.get("Mode", {}):
+        raise InvalidTopology(f"service {spec['Name']!r} is not replicated", obj=spec["Name"],
+                             op="docker service scale", remedy="only replicated services scale")
+    api.update_service(service.id, current["Version"]["Index"], name=spec["Name"],
+                       labels=spec.get("Labels"), mode={"Replicated": {"Replicas": replicas}},
+                       task_template=spec["TaskTemplate"], update_config=spec.get("UpdateConfig"),
+                       rollback_config=spec.get("RollbackConfig"),
+                       endpoint_spec=spec.get("EndpointSpec"))
+    service.reload()
+
 # --------------------------------------------------------------------------------------
 # Records, for `labkit clean`
 # --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ CNI_ERROR_CODES: dict[int, str] = {
     6: "failed to decode content",
     7: "invalid network config",
     11: "try again later",
-    999: "plugin-specific error",
+    999: "internal error",  # libcni ErrInternal: skel wraps any plain plugin error in it
 }
 
 
