@@ -603,6 +603,7 @@ def scale_service(service: Any, replicas: int) -> None:
                        endpoint_spec=spec.get("EndpointSpec"))
     service.reload()
 
+
 # --------------------------------------------------------------------------------------
 # Records, for `labkit clean`
 # --------------------------------------------------------------------------------------
