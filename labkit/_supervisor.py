@@ -675,11 +675,17 @@ class Supervisor:
             os.set_blocking(stream.fileno(), False)
             self.sel.register(stream, selectors.EVENT_READ, self._make_reader(proc, buf))
         if stdin is not None and popen.stdin is not None:
+            # A program may exit without reading its input (a CNI plugin answering VERSION):
+            # the write, or the flush that close() does, then meets EPIPE. Not an error.
             try:
                 popen.stdin.write(stdin)
+                popen.stdin.flush()
             except BrokenPipeError:
                 pass
-            popen.stdin.close()
+            try:
+                popen.stdin.close()
+            except BrokenPipeError:
+                pass
         return proc
 
     def _make_reader(self, proc: Proc, buf: bytearray) -> Callable[[Any], None]:

@@ -152,5 +152,8 @@ def test_an_engine_dies_with_the_notebook_that_started_it(tmp_path) -> None:
         owner.wait()
     assert wait_until(lambda: not _alive(dockerd), timeout=20)
     # the kernel ended the engine's PID namespace: no containerd or container survives it
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and folder in cmdline(int(p))]
+    def survivors() -> list[str]:
+        return [p for p in os.listdir("/proc") if p.isdigit() and folder in cmdline(int(p))]
+
+    assert wait_until(lambda: not survivors(), timeout=20), [cmdline(int(p)) for p in survivors()]
     shutil.rmtree(folder, ignore_errors=True)   # the record outlives a SIGKILL (labkit clean tidies it)

@@ -42,6 +42,15 @@ def test_run_returns_status_and_output(lab: Lab) -> None:
         h.run("sleep 10", timeout=0.5)
 
 
+def test_a_command_that_ignores_its_input_is_not_an_error(lab: Lab) -> None:
+    # Like a CNI plugin answering VERSION: it exits without reading stdin, so writing
+    # (or flushing) the input meets EPIPE; that once failed the run (seen in CI).
+    node = lab.add_host("quick")
+    for payload in ("{}", "x" * 300_000):
+        results = [node.run(["true"], input=payload) for _ in range(40)]
+        assert all(r.ok for r in results)
+
+
 def test_spawned_process_lives_until_stopped(lab: Lab) -> None:
     h = lab.add_host("h")
     proc = h.spawn(["sh", "-c", "echo ready; exec sleep 300"])
