@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .. import validate
+from ..cluster.agent import RESYNC
 from ..errors import CommandTimeout, InvalidTopology, NotFound
 from . import bird, birdcfg, ctl, felix, keys
 from .ipam import DEFAULT_BLOCK_SIZE, DEFAULT_POOL, make_pool
@@ -88,6 +89,7 @@ class Calico:
         validate.integer(self.as_num, 1, 4294967295, what="AS number", op="configure Calico",
                          remedy="use a private AS such as 64512 (Calico's default)")
         validate.address(self.rr_cluster_id)
+        self.resync = RESYNC.check(self.resync, name="resync", op="configure Calico", example=5)
         names = [m.name for m in self.cluster.nodes]
         for name in self.route_reflectors:
             if name not in names:
@@ -146,7 +148,7 @@ class Calico:
             self.agents[machine.name] = machine.spawn_agent(
                 AGENT, "--node", machine.name, "--etcd-endpoints", etcd.endpoint,
                 "--confdir", bird.confdir(machine), "--bird-socket", bird.socket_path(machine),
-                "--status-file", machine.path(STATUS), "--resync", str(self.resync))
+                "--status-file", machine.path(STATUS), "--resync", RESYNC.flag(self.resync))
         for machine in self.cluster.nodes:
             self.start_bird(machine.name)
         if wait:

@@ -30,11 +30,15 @@ import json
 import os
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable, TypeVar
 
-from ..cluster.agent import Agent, GlogLogger, Reconciler, ip_json, iptables_restore, sh, write_file
+from .. import validate
+from ..cluster.agent import RESYNC, Agent, AgentCommandFailed, GlogLogger, Reconciler, etcd_endpoints, \
+    first_reachable, ip_json, iptables_restore, sh, write_file
 from ..cluster.etcd import EtcdClient
 from . import birdcfg, felix, keys
+
+T = TypeVar("T")
 
 
 class CalicoLogger(GlogLogger):
@@ -53,43 +57,119 @@ class CalicoLogger(GlogLogger):
             stream.flush()
 
 
+_BAD_DATA = (ValueError, KeyError, TypeError, IndexError, AttributeError)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}" if exc.args else "missing field"
+    return str(exc) or type(exc).__name__
+
+
+def _bgp_host(key: str, value: str) -> tuple[str, str, str]:
+    rest = key[len(keys.BGP_HOSTS):]
+    if "/" not in rest:
+        raise ValueError(f"not a key {keys.BGP_HOSTS}<node>/<field>")
+    host, leaf = rest.split("/", 1)
+    if leaf in ("ip_addr_v4", "rr_cluster_id") and value:
+        value = str(ipaddress.IPv4Address(value))
+    return host, leaf, value
+
+
+def _as_num(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 4294967295:
+        raise ValueError(f"AS number {number} is out of range (1 to 4294967295)")
+    return number
+
+
+def _mesh(value: str) -> bool:
+    enabled = json.loads(value).get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ValueError(f'"enabled" is {enabled!r}, not true or false')
+    return enabled
+
+
+def _endpoint(key: str, value: str) -> felix.Endpoint:
+    ep = felix.Endpoint.from_key(key, value)
+    ipaddress.IPv4Interface(ep.ipv4)
+    validate.ifname(ep.name)
+    if not all(isinstance(p, str) for p in ep.profiles):
+        raise ValueError(f"profile_ids {list(ep.profiles)!r} are not all names")
+    return ep
+
+
+def _profile(name: str, rules_text: str, tags_text: str) -> felix.Profile:
+    rules = json.loads(rules_text)
+    where = f"profile {name}"
+    inbound = tuple(felix.check_rule(r, where) for r in rules.get("inbound_rules", []))
+    outbound = tuple(felix.check_rule(r, where) for r in rules.get("outbound_rules", []))
+    tags = json.loads(tags_text)
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ValueError(f"tags {tags!r} are not a list of names")
+    return felix.Profile(name, inbound, outbound, tuple(tags))
+
+
 def parse_state(kv: dict[str, str], me: str) -> dict[str, Any]:
-    """Everything this node needs, read from the ``/calico/`` keys."""
-    peers: dict[str, birdcfg.Peer] = {}
+    """Everything this node needs, read from the ``/calico/`` keys.
+
+    Each key is read on its own: one that does not parse (``etcdctl put
+    /calico/bgp/v1/global/as_num sixty``) is left out, with the default in its place, and
+    listed in ``state["ignored"]`` as ``(key, reason)``; calico-node logs such a key and
+    carries on, and so does the agent: one bad put must not stop every node.
+    """
+    ignored: list[tuple[str, str]] = []
+
+    def read(key: str, parse: Callable[[], T]) -> T | None:
+        try:
+            return parse()
+        except _BAD_DATA as exc:
+            ignored.append((key, _reason(exc)))
+            return None
+
+    peers: dict[str, str] = {}
     rr: dict[str, str] = {}
     for key, value in kv.items():
         if key.startswith(keys.BGP_HOSTS):
-            host, leaf = key[len(keys.BGP_HOSTS):].split("/", 1)
-            if leaf == "ip_addr_v4" and value:
-                peers[host] = birdcfg.Peer(host, value)
-            elif leaf == "rr_cluster_id" and value:
+            found = read(key, lambda: _bgp_host(key, value))
+            if found is None or not found[2]:
+                continue
+            host, leaf, value = found
+            if leaf == "ip_addr_v4":
+                peers[host] = value
+            elif leaf == "rr_cluster_id":
                 rr[host] = value
-    peer_list = sorted((birdcfg.Peer(p.name, p.ip, rr.get(p.name)) for p in peers.values()),
+    peer_list = sorted((birdcfg.Peer(name, ip, rr.get(name)) for name, ip in peers.items()),
                        key=lambda p: ipaddress.IPv4Address(p.ip))
-    mesh = json.loads(kv.get(keys.NODE_MESH, '{"enabled": true}')).get("enabled", True)
-    pools = [ipaddress.IPv4Network(json.loads(v)["cidr"]) for k, v in kv.items()
-             if k.startswith(keys.POOLS)]
-    blocks = [keys.cidr_of(k.rsplit("/", 1)[1]) for k in kv if k.startswith(keys.affinities(me))]
-    endpoints = [felix.Endpoint.from_key(k, v) for k, v in kv.items()
+    mesh = read(keys.NODE_MESH, lambda: _mesh(kv[keys.NODE_MESH])) if keys.NODE_MESH in kv else True
+    as_num = read(keys.AS_NUM, lambda: _as_num(kv[keys.AS_NUM])) if keys.AS_NUM in kv else None
+    pools = [read(k, lambda: ipaddress.IPv4Network(json.loads(v)["cidr"]))
+             for k, v in kv.items() if k.startswith(keys.POOLS)]
+    blocks = [read(k, lambda: keys.cidr_of(k.rsplit("/", 1)[1]))
+              for k in kv if k.startswith(keys.affinities(me))]
+    endpoints = [read(k, lambda: _endpoint(k, v)) for k, v in kv.items()
                  if k.startswith(keys.HOSTS) and "/workload/" in k and "/endpoint/" in k]
     profiles: dict[str, felix.Profile] = {}
     for key, value in kv.items():
         if key.startswith(keys.PROFILES) and key.endswith("/rules"):
             name = key[len(keys.PROFILES):].split("/", 1)[0]
-            rules = json.loads(value)
-            tags = json.loads(kv.get(keys.profile_tags(name), "[]"))
-            profiles[name] = felix.Profile(name, tuple(rules.get("inbound_rules", [])),
-                                           tuple(rules.get("outbound_rules", [])), tuple(tags))
-    return {"me": next((p for p in peer_list if p.name == me), None), "peers": peer_list, "mesh": bool(mesh),
-            "as_num": int(kv.get(keys.AS_NUM, birdcfg.DEFAULT_AS)), "pools": pools,
-            "blocks": blocks, "endpoints": endpoints, "profiles": profiles}
+            profile = read(key, lambda: _profile(name, value, kv.get(keys.profile_tags(name), "[]")))
+            if profile is not None:
+                profiles[name] = profile
+    return {"me": next((p for p in peer_list if p.name == me), None), "peers": peer_list,
+            "mesh": mesh is not False, "as_num": as_num or birdcfg.DEFAULT_AS,
+            "pools": [p for p in pools if p is not None], "blocks": [b for b in blocks if b is not None],
+            "endpoints": [e for e in endpoints if e is not None], "profiles": profiles,
+            "ignored": ignored}
 
 
 class CalicoNode(Agent):
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(CalicoLogger())
         self.args = args
-        self.store = EtcdClient(args.etcd_endpoints)
+        self.endpoint = first_reachable(args.etcd_endpoints)
+        self.store = EtcdClient(self.endpoint)
+        self.reported: set[tuple[str, str | None]] = set()
         self.applied_filter = ""
         self.applied_ipsets = ""
         self.configured: set[str] = set()
@@ -190,17 +270,26 @@ class CalicoNode(Agent):
     def sync(self, snapshot: tuple[dict[str, str], int]) -> None:
         kv, revision = snapshot
         state = parse_state(kv, self.args.node)
-        self.confd(state)
+        bad = {(key, kv.get(key)) for key, _ in state["ignored"]}
+        for key, reason in state["ignored"]:
+            if (key, kv.get(key)) not in self.reported:   # once per bad value, not every sync
+                self.log.error(f"ignoring key {key}: {reason}", src="syncer.go:295")
+        self.reported = bad
         local = sorted((ep for ep in state["endpoints"] if ep.host == self.args.node),
                        key=lambda ep: ep.name)
-        self.endpoints(local)
-        self.policy(state, [ep for ep in local if ep.name in self.configured])
+        try:
+            self.confd(state)
+            self.endpoints(local)
+            self.policy(state, [ep for ep in local if ep.name in self.configured])
+        except AgentCommandFailed as exc:   # the kernel refused: say so, try again next sync
+            self.log.error(f"failed to apply revision {revision}: {exc.message}", src="int_dataplane.go:1050")
+            return
         # how far this node has got: the notebook waits on it (Calico.wait_synced)
         write_file(self.args.status_file, f"{revision}\n")
 
     def run(self) -> int:
         self.log.info(f"Calico node {self.args.node} starting (confd + felix), "
-                      f"datastore {self.args.etcd_endpoints}", src="startup.go:86")
+                      f"datastore {self.endpoint}", src="startup.go:86")
 
         def snapshot() -> tuple[tuple[dict[str, str], int], int]:
             kv, revision = self.store.get_prefix_with_revision(keys.ROOT)
@@ -238,12 +327,14 @@ class CalicoNode(Agent):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labkit.calico.agent", description=__doc__.split("\n")[0])
     parser.add_argument("--node", required=True)
-    parser.add_argument("--etcd-endpoints", required=True)
+    parser.add_argument("--etcd-endpoints", required=True, type=etcd_endpoints,
+                        help="etcd URLs, comma-separated (the first that answers is used)")
     parser.add_argument("--confdir", required=True)
     parser.add_argument("--bird-socket", required=True)
     parser.add_argument("--status-file", required=True,
                         help="where to write the etcd revision the node is in step with")
-    parser.add_argument("--resync", type=float, default=5.0)
+    parser.add_argument("--resync", type=RESYNC, default=5.0,
+                        help="full resync with etcd every this long (seconds or a duration)")
     return CalicoNode(parser.parse_args(argv)).main()
 
 

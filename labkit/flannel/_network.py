@@ -12,8 +12,11 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Iterable
 
+from .. import validate
+from ..cluster.agent import RESYNC, exited_at_startup
 from ..errors import AgentExited, CommandTimeout, InvalidTopology, NotFound
-from .config import ConfigError, parse_config, parse_subnet_env, parse_subnet_key
+from .config import DEFAULT_TTL, LEASE_TTL, RENEW_MARGIN, ConfigError, parse_config, \
+    parse_subnet_env, parse_subnet_key, prefix_problem
 
 if TYPE_CHECKING:
     from ..docker.hosts import DockerHost
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from ..cluster.etcd import Etcd
 
 SUBNET_FILE = "/run/flannel/subnet.env"
+AGENT_OPTIONS = ("ttl", "renew_margin", "ip_masq", "resync", "iface")   # Flannel.start(**options)
 
 
 class Flannel:
@@ -40,9 +44,10 @@ class Flannel:
         if api not in (2, 3):
             raise InvalidTopology(f"etcd API {api!r} is not known", obj=str(api), op="create flannel",
                                   remedy="use api=3 (flannel >= 0.18) or api=2 (the 2017 keyspace)")
-        if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/") or " " in prefix:
-            raise InvalidTopology(f"etcd prefix {prefix!r} is not a key path", obj=repr(prefix),
-                                  op="create flannel", remedy="e.g. '/coreos.com/network'")
+        wrong = prefix_problem(prefix)
+        if wrong:
+            raise InvalidTopology(wrong, obj=repr(prefix), op="create flannel",
+                                  remedy="e.g. '/coreos.com/network'")
         self.cluster = cluster
         self.prefix = prefix
         self.api = api
@@ -90,17 +95,33 @@ class Flannel:
 
     # -- agents -------------------------------------------------------------------------
 
-    def args(self, machine: "ClusterNode", *, ttl: float | None = None, renew_margin: str | None = None,
-             ip_masq: bool = False, resync: float | None = None, iface: str | None = None) -> list[str]:
-        """The agent's command line, flanneld style."""
+    def args(self, machine: "ClusterNode", *, ttl: float | None = None,
+             renew_margin: float | None = None, ip_masq: bool = False, resync: float | None = None,
+             iface: str | None = None) -> list[str]:
+        """The agent's command line, flanneld style; every value checked first (seconds
+        are numbers: ``ttl=30``, ``renew_margin=10``, ``resync=5``)."""
+        op = f"start flanneld on {machine.name}"
+        lease_ttl = DEFAULT_TTL if ttl is None else LEASE_TTL.check(ttl, name="ttl", op=op)
+        margin = None if renew_margin is None else RENEW_MARGIN.check(
+            renew_margin, name="renew_margin", op=op, example=2)
+        if margin is not None and margin >= lease_ttl:
+            raise InvalidTopology(f"renew_margin={renew_margin!r} is not shorter than the lease TTL "
+                                  f"({lease_ttl:g} s): the lease would expire before its renewal",
+                                  obj=repr(renew_margin), op=op,
+                                  remedy="give a margin shorter than ttl, e.g. ttl=30, renew_margin=10")
+        period = None if resync is None else RESYNC.check(resync, name="resync", op=op, example=5)
+        validate.flag(ip_masq, what="ip_masq", op=op)
+        if iface is not None and (not isinstance(iface, str) or not iface.strip() or " " in iface):
+            raise InvalidTopology(f"iface={iface!r} is not an interface name or address",
+                                  obj=repr(iface), op=op, remedy=f"e.g. iface={machine.nic!r}")
         out = [f"-etcd-endpoints={self.etcd.endpoint}", f"-iface={iface or machine.nic}",
                f"-etcd-prefix={self.prefix}", f"-etcd-api={self.api}"]
         if ttl is not None:
-            out.append(f"-subnet-lease-ttl={ttl:g}s")
-        if renew_margin is not None:
-            out.append(f"-subnet-lease-renew-margin={renew_margin}")
-        if resync is not None:
-            out.append(f"-resync-period={resync:g}s")
+            out.append(f"-subnet-lease-ttl={LEASE_TTL.flag(lease_ttl)}")
+        if margin is not None:
+            out.append(f"-subnet-lease-renew-margin={RENEW_MARGIN.flag(margin)}")
+        if period is not None:
+            out.append(f"-resync-period={RESYNC.flag(period)}")
         if ip_masq:
             out.append("-ip-masq")
         return out
@@ -108,9 +129,15 @@ class Flannel:
     def start(self, node: "str | ClusterNode", **options: Any) -> "Process":
         """Start flanneld on one node (``flanneld -etcd-endpoints=... -iface=eth1 -etcd-prefix=...``).
 
-        Options: ``ttl`` (seconds; flanneld's is 24 h), ``renew_margin`` (e.g. ``"2s"``),
-        ``ip_masq``, ``resync`` (seconds), ``iface``. A running agent is left as it is.
+        Options: ``ttl`` (whole seconds; flanneld's is 24 h), ``renew_margin`` (seconds,
+        shorter than ``ttl``), ``ip_masq``, ``resync`` (seconds), ``iface``. A running agent
+        is left as it is. A wrong option or value raises InvalidTopology before anything starts.
         """
+        unknown = sorted(set(options) - set(AGENT_OPTIONS))
+        if unknown:
+            raise InvalidTopology(f"flanneld has no option {', '.join(map(repr, unknown))}",
+                                  obj=", ".join(unknown), op="start flanneld",
+                                  remedy=f"use {', '.join(AGENT_OPTIONS)}")
         machine = self.cluster.node(node)
         current = self.agents.get(machine.name)
         if current is not None and current.running:
@@ -120,6 +147,8 @@ class Flannel:
         return proc
 
     def start_all(self, nodes: Iterable[str] | None = None, **options: Any) -> list["Process"]:
+        """:meth:`start` on each node (every worker by default); the options are checked
+        on the first node, before any agent starts."""
         names = list(nodes) if nodes is not None else [m.name for m in self.cluster.nodes]
         return [self.start(n, **options) for n in names]
 
@@ -184,7 +213,11 @@ class Flannel:
             if env.get("FLANNEL_SUBNET"):
                 return env
             proc = self.agents.get(machine.name)
-            if time.monotonic() > end or (proc is not None and not proc.running):
+            if proc is not None and not proc.running:
+                raise exited_at_startup(proc, f"flanneld on {machine.name}", op="wait for lease",
+                                        remedy="fix what that line names, then flannel.start(node) "
+                                               "again (flannel.log(node) has the whole log)")
+            if time.monotonic() > end:
                 log = self.log(machine)[-600:] if proc is not None else ""
                 raise CommandTimeout(f"flanneld on {machine.name} wrote no subnet.env within {timeout} s; "
                                      f"its log ends: {log}", obj=machine.name, op="wait for lease",

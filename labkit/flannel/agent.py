@@ -20,6 +20,10 @@ On SIGTERM it exits leaving devices, routes and the lease in place (the lease th
 expires unless the agent comes back in time), like flanneld. Flags take one or two dashes.
 Flags of our own (flanneld has a fixed 24 h TTL and speaks one API): ``-subnet-lease-ttl``
 (seconds), ``-etcd-api`` (3, or 2 for the 2017 keyspace), ``-resync-period``.
+
+A value that can never work (no or a scheme-less endpoint, a -public-ip that is no
+address, a prefix without its leading /, a TTL under 1 s or above etcd's largest, a renew
+margin not shorter than the TTL) stops it at once with one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -34,29 +38,19 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from ..cluster.agent import Agent, AgentCommandFailed, GlogLogger, Reconciler, ip_json, \
-    machine_path, write_file
+from ..cluster.agent import duration  # noqa: F401 - flanneld's duration flags, re-exported
+from ..cluster.agent import RESYNC, Agent, AgentCommandFailed, GlogLogger, Reconciler, \
+    etcd_endpoints, first_reachable, ip_json, ipv4, machine_file, machine_path, write_file
 from ..cluster.etcd import Event, StoreError, StoreUnreachable
 from . import ipmasq
 from .backends import Backend, Iface, Lease, make_backend
-from .config import ConfigError, NetworkConfig, lease_value, parse_config, parse_subnet_env, \
-    parse_subnet_key, pick_subnet, subnet_env, subnet_key
+from .config import DEFAULT_TTL, LEASE_TTL, RENEW_MARGIN, ConfigError, NetworkConfig, lease_value, \
+    parse_config, parse_subnet_env, parse_subnet_key, pick_subnet, prefix_problem, renew_margin, \
+    subnet_env, subnet_key
 from .store import registry
 
 Net = ipaddress.IPv4Network
 EXAMPLE = '{"Network": "10.4.0.0/16", "SubnetLen": 24, "Backend": {"Type": "vxlan"}}'
-
-
-def duration(text: str, unit: float) -> float:
-    """A Go duration (``90s``, ``1h30m``, ``500ms``) or a bare number of ``unit`` seconds."""
-    text = str(text).strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text) * unit
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 5s, 2m, 24h)")
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    return sum(float(n) * scale[u] for n, u in parts)
 
 
 def go_duration(seconds: float) -> str:
@@ -85,25 +79,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     def flag(name: str, **kw: Any) -> None:
         ap.add_argument(f"-{name}", f"--{name}", dest=name.replace("-", "_"), **kw)
 
-    flag("etcd-endpoints", default="http://127.0.0.1:4001,http://127.0.0.1:2379",
-         help="a comma-separated list of etcd endpoints")
-    flag("etcd-prefix", default="/coreos.com/network", help="etcd prefix")
+    def prefix(text: str) -> str:
+        wrong = prefix_problem(text)
+        if wrong:
+            raise argparse.ArgumentTypeError(f"{wrong}, e.g. /coreos.com/network")
+        return text
+
+    flag("etcd-endpoints", type=etcd_endpoints, default="http://127.0.0.1:4001,http://127.0.0.1:2379",
+         help="a comma-separated list of etcd endpoints (the first that answers is used)")
+    flag("etcd-prefix", type=prefix, default="/coreos.com/network", help="etcd prefix")
     flag("etcd-api", type=int, choices=(2, 3), default=3,
          help="etcd API: 3 (flannel >= 0.18) or 2 (the 2017 keyspace: etcdctl set)")
     flag("iface", action="append", default=[], help="interface (name or IP) to use for inter-host communication")
-    flag("public-ip", default="", help="IP accessible by other nodes for inter-host communication")
+    flag("public-ip", type=ipv4, default=None, help="IP accessible by other nodes for inter-host communication")
     flag("ip-masq", nargs="?", const=True, default=False, type=boolean,
          help="setup IP masquerade rule for traffic destined outside of overlay network")
     flag("iptables-forward-rules", nargs="?", const=True, default=True, type=boolean,
          help="add the FLANNEL-FWD chain accepting the network in FORWARD")
-    flag("subnet-file", default="/run/flannel/subnet.env", help="filename where env variables (subnet, MTU, ...) will be written to")
-    flag("subnet-lease-ttl", type=lambda s: duration(s, 1), default=24 * 3600.0,
-         help="lease TTL (seconds or a duration; flanneld's is 24h)")
-    flag("subnet-lease-renew-margin", type=lambda s: duration(s, 60), default=3600.0,
-         help="renew the lease this long before it expires (minutes or a duration)")
-    flag("resync-period", type=lambda s: duration(s, 1), default=30.0,
+    flag("subnet-file", type=machine_file, default="/run/flannel/subnet.env", help="filename where env variables (subnet, MTU, ...) will be written to")
+    flag("subnet-lease-ttl", type=LEASE_TTL, default=DEFAULT_TTL,
+         help="lease TTL (whole seconds or a duration, 1s to 9e9s; flanneld's is 24h)")
+    flag("subnet-lease-renew-margin", type=RENEW_MARGIN, default=None,
+         help="renew the lease this long before it expires (minutes or a duration; default 60 "
+              "minutes, or two thirds of a shorter TTL)")
+    flag("resync-period", type=RESYNC, default=30.0,
          help="full resync of the kernel state with the store (seconds or a duration)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    margin = args.subnet_lease_renew_margin
+    if margin is not None and margin >= args.subnet_lease_ttl:
+        ap.error(f"argument -subnet-lease-renew-margin: {margin:g} s is not shorter than the lease "
+                 f"TTL ({args.subnet_lease_ttl:g} s): the lease would expire before its renewal")
+    return args
 
 
 class Flanneld(Agent):
@@ -111,11 +117,12 @@ class Flanneld(Agent):
         super().__init__(GlogLogger())
         self.args = args
         self.exit_status = 0
-        self.endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
+        self.endpoints: list[str] = args.etcd_endpoints
         self.subnet_file = args.subnet_file
-        self.ttl = max(1, int(round(args.subnet_lease_ttl)))
-        self.margin = min(args.subnet_lease_renew_margin, self.ttl * 2 / 3)
-        self.registry = registry(args.etcd_api, self.endpoints[0], args.etcd_prefix)
+        self.ttl = int(args.subnet_lease_ttl)           # whole seconds, checked by parse_args
+        self.margin = renew_margin(self.ttl, args.subnet_lease_renew_margin)
+        endpoint = first_reachable(self.endpoints) if len(self.endpoints) > 1 else self.endpoints[0]
+        self.registry = registry(args.etcd_api, endpoint, args.etcd_prefix)
         self.known: dict[Net, Lease] = {}
         self.subnet: Net | None = None
         self.value = ""

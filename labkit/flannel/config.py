@@ -18,6 +18,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ..cluster.agent import Seconds
+
 BACKENDS = ("vxlan", "udp", "host-gw")
 # Backends real flannel has that this lab cannot play, and why.
 UNPLAYABLE = {
@@ -36,6 +38,29 @@ OVERHEAD = {"vxlan": 50, "udp": 28, "host-gw": 0}
 
 class ConfigError(ValueError):
     """The network configuration cannot be used; the message says why, like flanneld's."""
+
+
+# flanneld's durations, checked alike on its command line and in Flannel.start(...):
+# a lease TTL is whole seconds (an etcd lease's), at least 1 s; a bare number given as
+# the renew margin counts minutes, as flanneld's -subnet-lease-renew-margin does.
+LEASE_TTL = Seconds("lease TTL", least=1.0, whole=True)
+RENEW_MARGIN = Seconds("lease renew margin", unit=60.0)
+DEFAULT_TTL = 24 * 3600.0       # flanneld's fixed TTL
+DEFAULT_MARGIN = 3600.0         # flanneld's default margin: 60 minutes
+
+
+def renew_margin(ttl: float, margin: float | None) -> float:
+    """The margin an agent renews its lease with: the one given (less than the TTL), else
+    flanneld's 60 minutes, or two thirds of a TTL shorter than 90 minutes."""
+    return margin if margin is not None else min(DEFAULT_MARGIN, ttl * 2 / 3)
+
+
+def prefix_problem(prefix: object) -> str | None:
+    """What is wrong with an etcd prefix (``/coreos.com/network``), or None."""
+    if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/") \
+            or " " in prefix or ".." in prefix.split("/"):
+        return f"etcd prefix {prefix!r} is not a key path (a leading /, no trailing /, no spaces)"
+    return None
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ import sys
 import time
 from typing import Any, Iterable, Sequence
 
+from ..cluster.agent import RESYNC, exited_at_startup
 from ..errors import CommandTimeout, InvalidTopology, NotFound
 from ..process import Process
 from .cni import write_file
-from .kubelet import Kubelet, Machine, Pod
+from .kubelet import Kubelet, Machine, Pod, port_number
 from .services import CLUSTER_CIDR, SERVICE_CIDR, Endpoint, Service, ServicePort, ServiceTable
 from .proxy import MODES
 
@@ -118,6 +119,8 @@ class Kubernetes:
                 host_ports: Sequence[tuple[int, int, str]] = ()) -> Pod:
         """Run a pod on ``node`` (with the echo server as its container unless
         ``echo_port=None``); Services selecting its labels gain it as an endpoint."""
+        if echo_port is not None:
+            echo_port = port_number(echo_port, what="echo_port", op="run pod")
         pod = self.kubelet(node).run_pod(name, namespace=namespace, labels=labels,
                                          host_ports=host_ports)
         try:
@@ -190,12 +193,13 @@ class Kubernetes:
                                   op="start kube-proxy",
                                   remedy="use 'iptables' or 'nftables' (IPVS needs the ip_vs module, "
                                          "absent from this kernel)")
+        period = RESYNC.check(sync_period, name="sync_period", op="start kube-proxy", example=30)
         self.stop_proxy()
         self._publish()
         for name, kubelet in self.kubelets.items():
             argv = [sys.executable, "-m", "labkit.kubernetes.proxy", "--proxy-mode", mode,
                     "--hostname-override", name, "--services", str(self._state_file(kubelet)),
-                    "--cluster-cidr", str(self.cluster_cidr), "--sync-period", str(sync_period)]
+                    "--cluster-cidr", str(self.cluster_cidr), "--sync-period", RESYNC.flag(period)]
             self.proxies[name] = kubelet.node.spawn(argv)
         self.proxy_mode = mode
         self.wait_synced(timeout=timeout)
@@ -216,8 +220,10 @@ class Kubernetes:
                 if done and max(done) >= want:
                     break
                 if not proc.running:
-                    raise CommandTimeout(f"kube-proxy on {name} exited: {proc.stderr_text()[-400:]}",
-                                         obj=name, op="sync kube-proxy")
+                    raise exited_at_startup(proc, f"kube-proxy on {name}", op="sync kube-proxy",
+                                            remedy="fix what that line names and start it again "
+                                                   "(k8s.start_proxy(...)); the whole log: "
+                                                   "k8s.proxy_log(node)")
                 if time.monotonic() > end:
                     errors = [l for l in log.splitlines() if l.startswith("E")]
                     raise CommandTimeout(f"kube-proxy on {name} did not sync generation {want} "

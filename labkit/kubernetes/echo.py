@@ -20,6 +20,12 @@ import socket
 import sys
 import time
 
+from ..cluster.agent import positive_seconds, whole_number
+
+MAX_HITS = 1_000_000            # connections one `hit` makes, at most
+PORT = whole_number(1, 65535, "port")
+COUNT = whole_number(1, MAX_HITS, "count")
+
 
 def _bind(kind: str, port: int, name: str) -> socket.socket | None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
@@ -96,15 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit.kubernetes.echo")
     sub = parser.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
-    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--port", type=PORT, default=8080)
     s.add_argument("--name", default=socket.gethostname())
     s.add_argument("--udp", action="store_true")
     h = sub.add_parser("hit")
     h.add_argument("host")
-    h.add_argument("port", type=int)
-    h.add_argument("--count", type=int, default=1)
+    h.add_argument("port", type=PORT)
+    h.add_argument("--count", type=COUNT, default=1)
     h.add_argument("--udp", action="store_true")
-    h.add_argument("--timeout", type=float, default=2.0)
+    h.add_argument("--timeout", type=positive_seconds, default=2.0)
     args = parser.parse_args(argv)
     if args.cmd == "serve":
         return serve(args.port, args.name, args.udp)

@@ -24,9 +24,11 @@ import sys
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
+from ..cluster.agent import positive_seconds
 from ..errors import DuplicateName, InvalidTopology, NamespacesUnavailable, NotFound
 from ..process import Process
 from ..results import CommandResult
+from .echo import MAX_HITS
 from .cni import Attachment, CniResult, CniRuntime, write_file
 
 if TYPE_CHECKING:
@@ -36,6 +38,19 @@ NETWORK_NAME = "k8s-pod-network"
 LOOPBACK = {"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": "loopback"}]}
 CNI_KINDS = ("bridge", "ptp")
 _POD_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
+
+
+def whole(value: object, least: int, most: int, *, what: str, op: str, example: int) -> int:
+    """A whole-number keyword argument from ``least`` to ``most``, else InvalidTopology."""
+    if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= most:
+        raise InvalidTopology(f"{what}={value!r} is not a whole number from {least} to {most}",
+                              obj=repr(value), op=op, remedy=f"e.g. {what}={example}")
+    return value
+
+
+def port_number(value: object, *, what: str, op: str) -> int:
+    """A TCP/UDP port keyword argument (1 to 65535), else InvalidTopology."""
+    return whole(value, 1, 65535, what=what, op=op, example=8080)
 
 
 class Machine(Protocol):
@@ -119,6 +134,7 @@ class Pod:
 
     def start_echo(self, name: str = "echo", *, port: int = 8080, udp: bool = False) -> Process:
         """Start the lessons' echo server as a container and wait until it listens."""
+        port = port_number(port, what="port", op="start echo server")
         argv = [sys.executable, "-m", "labkit.kubernetes.echo", "serve", "--port", str(port),
                 "--name", self.name] + (["--udp"] if udp else [])
         proc = self.start_container(name, argv)
@@ -132,6 +148,13 @@ class Pod:
     def hit(self, host: str, port: int, *, count: int = 1, udp: bool = False,
             timeout: float = 5.0) -> dict[str, Any]:
         """Open ``count`` new connections to host:port from this pod; replies per pod."""
+        op = f"hit {host}:{port} from {self.name}"
+        if not isinstance(host, str) or not host.strip() or host.startswith("-"):
+            raise InvalidTopology(f"host {host!r} is not an address", obj=repr(host), op=op,
+                                  remedy="give an IP address, e.g. a Service's cluster_ip")
+        port = port_number(port, what="port", op=op)
+        count = whole(count, 1, MAX_HITS, what="count", op=op, example=100)
+        timeout = positive_seconds.check(timeout, name="timeout", op=op, example=5)
         argv = [sys.executable, "-m", "labkit.kubernetes.echo", "hit", host, str(port),
                 "--count", str(count), "--timeout", str(timeout)] + (["--udp"] if udp else [])
         out = self.node.run(argv, timeout=count * timeout + 60).check()

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..cluster.agent import RESYNC
 from . import iptables_rules, nftables_rules
 from .services import Service
 
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hostname-override", default=os.uname().nodename)
     parser.add_argument("--services", required=False, help="the Services snapshot (JSON)")
     parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
-    parser.add_argument("--sync-period", type=float, default=30.0)
+    parser.add_argument("--sync-period", type=RESYNC, default=30.0,
+                        help="full sync of every rule this often (seconds or a duration)")
     parser.add_argument("--cleanup", action="store_true")
     args = parser.parse_args(argv)
     proxier = Proxier(args.proxy_mode, args.cluster_cidr, "10.96.0.0/12")
@@ -133,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     seen: tuple[float, int] | None = None
     last_sync = 0.0
     while running:
+        time.sleep(0.05)              # first, so that no path through the loop spins
         try:
             stat = path.stat()
             stamp: tuple[float, int] | None = (stat.st_mtime, stat.st_size)
@@ -146,7 +149,6 @@ def main(argv: list[str] | None = None) -> int:
                 state = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 log("E", "config.go:120", "Failed to read Services", err=str(exc))
-                time.sleep(0.1)
                 continue
             services = [Service.from_dict(s) for s in state.get("services", [])]
             proxier.cluster_cidr = state.get("clusterCIDR", proxier.cluster_cidr)
@@ -164,7 +166,6 @@ def main(argv: list[str] | None = None) -> int:
             log("I", "proxier.go:791", "SyncProxyRules complete",
                 elapsed=f"{(time.monotonic() - start) * 1000:.1f}ms",
                 generation=int(state.get("generation", 0)))
-        time.sleep(0.05)
     log("I", "server.go:281", "Received signal, shutting down")
     return 0
 

@@ -128,38 +128,77 @@ class RomanaAgent(Agent):
             return route.get("gateway") == words[1] and route.get("dev") == words[3]
         return route.get("dev") == words[1] and "gateway" not in route
 
+    def read_state(self, text: str) -> dict[str, Any]:
+        """Parse the config file's text; ValueError says what is wrong with it."""
+        state = json.loads(text)
+        if not isinstance(state, dict):
+            raise ValueError(f"the top level is a JSON {type(state).__name__}, not an object")
+        for field in ("layout", "host_id", "hosts"):
+            if field not in state:
+                raise ValueError(f"no {field!r} in it")
+        return state
+
     def run(self) -> int:
         log("main.go:62", f"romana agent starting; config {self.config}")
-        seen: str | None = None
+        seen: str | None = None             # digest of the text last read
+        good: dict[str, Any] | None = None  # the last state that parsed: kept through a bad edit
+        announce = False                    # a new state to report once it is applied
+        failed = ""                         # the last apply error (logged once, retried each poll)
         last = 0.0
+        waiting = False
         while not self.stopping:
             try:
                 text = self.config.read_text()
-            except OSError:
+            except OSError as exc:
+                if not waiting:
+                    log("agent.go:120", f"waiting for config {self.config} ({exc.strerror or exc})")
+                    waiting = True
                 text = ""
             digest = hashlib.sha1(text.encode()).hexdigest()
-            if text and (digest != seen or time.monotonic() - last > RESYNC_S):
+            if text and digest != seen:
+                waiting, seen = False, digest
                 try:
-                    state = json.loads(text)
-                    self.sync(state)
-                    if digest != seen:
-                        log("agent.go:140", f"synced: {len(state.get('endpoints', []))} endpoints, "
-                                            f"{len(state['hosts']) - 1} other hosts")
+                    good, announce = self.read_state(text), True
+                except (ValueError, TypeError) as exc:      # logged once per bad text
+                    kept = "; keeping the last good state" if good is not None else ""
+                    log("agent.go:151", f"error: config {self.config}: {exc}{kept}")
+            if good is not None and (announce or failed or time.monotonic() - last > RESYNC_S):
+                try:
+                    self.sync(good)
+                    failed = ""
+                    if announce:
+                        log("agent.go:140", f"synced: {len(good.get('endpoints', []))} endpoints, "
+                                            f"{len(good['hosts']) - 1} other hosts")
                         print("romana agent synced", flush=True)
-                    seen, last = digest, time.monotonic()
-                except (AgentCommandFailed, ValueError, KeyError) as exc:
-                    log("agent.go:151", f"error: {exc}")
-                    last = time.monotonic()
+                        announce = False
+                except (AgentCommandFailed, ValueError, KeyError, TypeError, AttributeError) as exc:
+                    message = str(exc) or type(exc).__name__
+                    if message != failed:
+                        log("agent.go:151", f"error: {message}")
+                    failed = message
+                last = time.monotonic()
             self.sleep(POLL_S)
         log("main.go:90", "romana agent stopping (routes and rules stay, as the real agent leaves them)")
         return 0
 
 
+def config_file(text: str) -> Path:
+    """The ``--config`` argparse type: a file (that may not exist yet) in an existing folder."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory, not the agent's JSON file")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: its folder {path.parent} does not exist, so the "
+                                         "file can never appear (romanad writes it there)")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="romana-agent", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="the JSON file romanad writes for this host")
+    parser.add_argument("--config", required=True, type=config_file,
+                        help="the JSON file romanad writes for this host")
     args = parser.parse_args(argv)
-    return RomanaAgent(Path(args.config)).main()
+    return RomanaAgent(args.config).main()
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from ..cluster.agent import AgentCommandFailed, ip_json, sh
+from .. import validate
+from ..cluster.agent import AgentCommandFailed, checked_by, ip_json, ipv4, sh
+from ..errors import LabkitError
 from . import ipam
 from .consts import BRIDGE, CONTROL_PORT, DOMAIN, HTTP_PORT, MTU, VNI, VXLAN_DEVICE, VXLAN_PORT
 
@@ -183,6 +185,17 @@ class Router:
                 sh(["bridge", "fdb", "del", ZERO_MAC, "dev", VXLAN_DEVICE, "dst", r["dst"]], check=False)
 
     # -- weaveDNS ----------------------------------------------------------------------
+
+    def stop_dns(self) -> None:
+        """Stop dnsmasq (if it runs): at SIGTERM, and when the router fails to start."""
+        dnsmasq, self.dnsmasq = self.dnsmasq, None
+        if dnsmasq is not None and dnsmasq.poll() is None:
+            dnsmasq.terminate()
+            try:
+                dnsmasq.wait(5)
+            except subprocess.TimeoutExpired:
+                dnsmasq.kill()
+                dnsmasq.wait()
 
     def start_dns(self) -> None:
         self.write_hosts()
@@ -518,19 +531,40 @@ def make_handler(router: Router) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def main(argv: list[str] | None = None) -> int:
+def _allocation_range(text: str) -> str:
+    ipam.allocation_range(text)
+    return text
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The router's options, every address checked before anything starts: a bad one ends
+    it with one line and exit status 2 (argparse's way)."""
     parser = argparse.ArgumentParser(prog="weave-router", description=__doc__.splitlines()[0])
-    parser.add_argument("--nickname", required=True, help="this peer's nickname (the hostname)")
-    parser.add_argument("--host", required=True, help="this machine's underlay address")
-    parser.add_argument("--iface", default="eth1", help="the underlay card")
-    parser.add_argument("--ipalloc-range", default=ipam.DEFAULT_RANGE)
-    parser.add_argument("--dns-address", required=True, help="where weaveDNS listens (docker0's address)")
+    parser.add_argument("--nickname", required=True, type=checked_by(validate.node_name),
+                        help="this peer's nickname (the hostname)")
+    parser.add_argument("--host", required=True, type=ipv4, help="this machine's underlay address")
+    parser.add_argument("--iface", default="eth1", type=checked_by(validate.ifname), help="the underlay card")
+    parser.add_argument("--ipalloc-range", default=ipam.DEFAULT_RANGE, type=checked_by(_allocation_range))
+    parser.add_argument("--dns-address", required=True, type=ipv4,
+                        help="where weaveDNS listens (docker0's address)")
     parser.add_argument("--state-dir", required=True)
-    parser.add_argument("peers", nargs="*", help="peers to connect to (underlay addresses)")
+    parser.add_argument("peers", nargs="*", type=ipv4, help="peers to connect to (underlay addresses)")
     args = parser.parse_args(argv)
-    router = Router(args)
-    signal.signal(signal.SIGTERM, router.stop)
-    signal.signal(signal.SIGINT, router.stop)
+    if args.host in args.peers:
+        parser.error(f"--host {args.host} is also given as a peer: a router cannot peer with itself")
+    try:
+        rows = ip_json("addr", "show", "dev", args.iface)
+    except AgentCommandFailed as exc:
+        parser.error(f"--iface {args.iface}: {exc.message}")
+    here = [a["local"] for r in rows for a in r.get("addr_info", []) if a.get("family") == "inet"]
+    if args.host not in here:
+        parser.error(f"--host {args.host} is not an address of {args.iface} on this machine "
+                     f"(it has {', '.join(here) or 'none'})")
+    return args
+
+
+def serve(router: Router, args: argparse.Namespace) -> int:
+    """Start the data path, weaveDNS and the listeners; run until SIGTERM."""
     log("INFO", f"Command line options: {vars(args)}")
     log("INFO", f"Our name is {router.label()}")
     if args.peers:
@@ -539,8 +573,12 @@ def main(argv: list[str] | None = None) -> int:
         log("INFO", f"[allocator {router.label()}]: no peers given: taking the whole range {router.range}")
     router.setup_datapath()
     router.start_dns()
-    server = socket.create_server((args.host, CONTROL_PORT), reuse_port=False)
-    http = ThreadingHTTPServer(("127.0.0.1", HTTP_PORT), make_handler(router))
+    try:
+        server = socket.create_server((args.host, CONTROL_PORT), reuse_port=False)
+        http = ThreadingHTTPServer(("127.0.0.1", HTTP_PORT), make_handler(router))
+    except OSError as exc:
+        raise OSError(f"cannot listen for peers on {args.host}:{CONTROL_PORT} and the HTTP API on "
+                      f"127.0.0.1:{HTTP_PORT}: {exc}") from None
     threading.Thread(target=router.serve_peers, args=(server,), daemon=True).start()
     threading.Thread(target=http.serve_forever, daemon=True).start()
     threading.Thread(target=router.maintain, daemon=True).start()
@@ -558,10 +596,24 @@ def main(argv: list[str] | None = None) -> int:
             if peer.get("connection"):
                 peer["connection"].close()
     router.clear_fdb()
-    if router.dnsmasq is not None:
-        router.dnsmasq.terminate()
-        router.dnsmasq.wait(5)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    router: Router | None = None
+    try:
+        router = Router(args)
+        signal.signal(signal.SIGTERM, router.stop)
+        signal.signal(signal.SIGINT, router.stop)
+        return serve(router, args)
+    except (LabkitError, OSError) as exc:
+        # one line, not a traceback: a kernel refusal (AgentCommandFailed) or a port taken
+        print(f"weave-router: {exc}", file=sys.stderr, flush=True)
+        return 2 if isinstance(exc, LabkitError) else 1
+    finally:
+        if router is not None:
+            router.stop_dns()
 
 
 if __name__ == "__main__":
