@@ -84,3 +84,16 @@ def kill_owner(owner, tree: set[int], timeout: float = 20.0) -> list[tuple[int, 
     owner.wait()
     wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in tree), timeout=timeout)
     return [(p, cmdline(p)) for p in tree if os.path.exists(f"/proc/{p}")]
+
+
+def usage_error(parse, argv: list[str], capsys) -> str:
+    """Run an agent's argument parsing on ``argv``, which it must refuse as argparse does:
+    exit status 2, no traceback. Returns the one error line (``prog: error: ...``)."""
+    import pytest
+
+    with pytest.raises(SystemExit) as exited:
+        parse(argv)
+    assert exited.value.code == 2, f"{argv}: exit status {exited.value.code}"
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error: " in err, err
+    return err.strip().splitlines()[-1]

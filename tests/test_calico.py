@@ -156,6 +156,32 @@ def test_route_reflector_custom_pool_and_bad_input(lab: Lab) -> None:
     assert sorted(handles) == ["/calico/ipam/v2/handle/default.a", "/calico/ipam/v2/handle/default.b"]
 
 
+def test_a_malformed_key_is_logged_and_every_agent_keeps_running(lab: Lab) -> None:
+    from labkit.calico import keys
+
+    cluster = Cluster(lab, nodes=["node1", "node2"])
+    calico = Calico(cluster).start(wait=False)
+    calico.wait_synced(timeout=60)
+    # what a student's mistyped `etcdctl put` leaves in the store
+    calico.etcd.put(keys.AS_NUM, "sixty")
+    calico.etcd.put(keys.BGP_HOSTS + "node9", "192.168.99.109")
+    calico.wait_synced(timeout=60)        # every agent read it, and applied the rest
+    for machine in cluster.nodes:
+        agent = calico.agents[machine.name]
+        assert agent.running, agent.stderr_text()[-1000:]
+        log = agent.stderr_text()
+        assert "[ERROR]" in log and f"ignoring key {keys.AS_NUM}: invalid literal for int()" in log
+        assert f"ignoring key {keys.BGP_HOSTS}node9: not a key" in log
+        assert "Traceback" not in log
+    # the default AS is used meanwhile, and a correct put is taken up again
+    assert "local as 64512" in cluster["node1"].read_text("/etc/calico/confd/config/bird.cfg")
+    calico.etcd.put(keys.AS_NUM, "64513")
+    calico.etcd.delete(keys.BGP_HOSTS + "node9")
+    calico.wait_synced(timeout=60)
+    assert wait_until(lambda: "local as 64513" in cluster["node1"].read_text(
+        "/etc/calico/confd/config/bird.cfg"), timeout=30)
+
+
 def test_nothing_left_after_the_owner_is_killed(tmp_path) -> None:
     script = textwrap.dedent("""
         import sys, time

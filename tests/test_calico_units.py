@@ -241,3 +241,48 @@ def test_doctor_says_which_bird_is_installed():
     check = doctor._bird_check()
     assert check.ok == check.detail.startswith("BIRD version 1."), check
     assert "Calico" in check.detail or "BIRD 2" in check.detail
+
+
+def test_the_agent_ignores_a_malformed_key_and_keeps_the_rest():
+    from labkit.calico.agent import parse_state
+
+    ep = felix.Endpoint("node1", "bbox1", "cali0123456789a", "192.168.41.2/32", ("cal_net1",))
+    kv = {keys.AS_NUM: "sixty", keys.NODE_MESH: "{not json",
+          keys.host_ip("node1"): "192.168.99.101", keys.host_ip("node2"): "bogus",
+          keys.BGP_HOSTS + "node3": "no field",
+          keys.pool("192.168.0.0/16"): make_pool("192.168.0.0/16").to_json(),
+          keys.pool("10.0.0.0/8"): "[]",
+          keys.endpoint("node1", "libnetwork", "bbox1", ep.name): ep.to_json(),
+          keys.endpoint("node1", "libnetwork", "bad", "x"): '{"name": "cali1"}',
+          keys.profile_rules("cal_net1"): felix.Profile.network("cal_net1").rules_json(),
+          keys.profile_rules("broken"): '{"inbound_rules": [{"action": "maybe"}]}'}
+    state = parse_state(kv, "node1")
+    # every good key is read; each bad one is named with its reason, its default in place
+    assert state["me"] == birdcfg.Peer("node1", "192.168.99.101") and len(state["peers"]) == 1
+    assert state["as_num"] == birdcfg.DEFAULT_AS and state["mesh"] is True
+    assert state["pools"] == [ipaddress.ip_network("192.168.0.0/16")]
+    assert state["endpoints"] == [ep] and set(state["profiles"]) == {"cal_net1"}
+    reasons = dict(state["ignored"])
+    assert set(reasons) == {keys.AS_NUM, keys.NODE_MESH, keys.host_ip("node2"), keys.BGP_HOSTS + "node3",
+                            keys.pool("10.0.0.0/8"), keys.endpoint("node1", "libnetwork", "bad", "x"),
+                            keys.profile_rules("broken")}
+    assert "'sixty'" in reasons[keys.AS_NUM] and "missing field 'ipv4_nets'" in reasons[
+        keys.endpoint("node1", "libnetwork", "bad", "x")]
+    assert "action 'maybe'" in reasons[keys.profile_rules("broken")]
+
+
+def test_calico_agent_and_api_refuse_bad_resync_and_endpoints(capsys):
+    from labkit.calico import Calico
+    from labkit.calico.agent import main
+
+    from helpers import usage_error
+
+    base = ["--node", "node1", "--confdir", "/x", "--bird-socket", "/x", "--status-file", "/x"]
+    for bad, message in [(["--etcd-endpoints", "192.168.99.100:2379"], "is not a URL"),
+                         (["--etcd-endpoints", ","], "no etcd endpoint given"),
+                         (["--etcd-endpoints", "http://h:2379", "--resync", "0"], "at least 0.1 s"),
+                         (["--etcd-endpoints", "http://h:2379", "--resync", "nan"], "not a positive duration")]:
+        assert message in usage_error(main, base + bad, capsys)
+    for resync in (0, -1, float("nan"), "5"):
+        with pytest.raises(InvalidTopology, match="resync="):
+            Calico(None, resync=resync)  # type: ignore[arg-type]  # refused before the cluster is read

@@ -299,3 +299,89 @@ def test_etcd_under_a_small_address_space_limit_says_what_to_do(tmp_path) -> Non
     assert out.returncode == 1
     assert "StoreUnreachable: etcd cannot start under this process's address-space limit" in out.stderr
     assert "labkit grade --memory 2G" in out.stderr
+
+
+# -- the agents' shared argument checks (pure) -------------------------------------------------
+
+def test_agent_durations_are_finite_positive_and_bounded() -> None:
+    import argparse
+
+    from labkit.cluster.agent import MAX_SECONDS, RESYNC, Seconds, positive_seconds
+
+    assert positive_seconds("1h30m") == 5400 and positive_seconds("500ms") == 0.5
+    assert RESYNC("0.5") == 0.5 and Seconds("margin", unit=60)("2") == 120
+    for bad in ["0", "-1", "nan", "inf", "1" * 400, "1e3", "5 s", "", "10000000000"]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            positive_seconds(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match="at least 0.1 s"):
+        RESYNC("0.05")
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number of seconds"):
+        Seconds("lease TTL", least=1, whole=True)("1.5")
+    # the notebook side: numbers only, the same bounds, a remedy naming the keyword
+    for bad in [0, -1, float("nan"), float("inf"), True, "30s", None, MAX_SECONDS * 2]:
+        with pytest.raises(InvalidTopology, match=r"resync=.*give resync in seconds, e\.g\. resync=5"):
+            RESYNC.check(bad, name="resync", op="start agent", example=5)
+    # what the notebook side writes, the agent reads back exactly (never 1e+06s)
+    for value in (0.1, 0.5, 1, 30, 1_000_000, 86400.25, MAX_SECONDS):
+        assert positive_seconds(Seconds.flag(value)) == value
+    assert Seconds.flag(1_000_000) == "1000000s"
+
+
+def test_reconciler_refuses_a_period_that_would_spin() -> None:
+    from labkit.cluster.agent import Reconciler
+
+    for resync in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="must be finite and > 0"):
+            Reconciler(object(), snapshot=lambda: ({}, 0), watch=lambda r, s: iter(()),  # type: ignore[arg-type]
+                       sync=lambda s: None, resync=resync)
+
+
+def test_agent_address_and_path_flags() -> None:
+    import argparse
+
+    from labkit.cluster.agent import etcd_endpoints, ipv4, machine_file, machine_path
+
+    assert etcd_endpoints("http://192.168.99.100:2379, http://192.168.99.101:2379") == [
+        "http://192.168.99.100:2379", "http://192.168.99.101:2379"]
+    for bad in ["", ",", "192.168.99.100:2379", "http://h:99999", "etcd://h:2379"]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            etcd_endpoints(bad)
+    assert ipv4("192.168.99.101") == "192.168.99.101"
+    with pytest.raises(argparse.ArgumentTypeError, match="'bogus' is not an IPv4 address"):
+        ipv4("bogus")
+    assert machine_file("/run/flannel/subnet.env") == "/run/flannel/subnet.env"
+    for bad in ["subnet.env", "run/x", "/run/../../etc/passwd"]:
+        with pytest.raises(argparse.ArgumentTypeError, match="absolute path without '..'"):
+            machine_file(bad)
+        with pytest.raises(ValueError):
+            machine_path(bad)
+
+
+def test_first_reachable_endpoint_is_used() -> None:
+    import http.server
+    import socket
+    import threading
+
+    from labkit.cluster.agent import first_reachable
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:                       # etcd answers /version with its JSON
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"etcdserver": "3.4.23"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with socket.socket() as probe:                      # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        alive = f"http://127.0.0.1:{server.server_port}"
+        assert first_reachable([dead, alive], timeout=2) == alive
+        assert first_reachable([dead], timeout=2) == dead   # none answers: the first
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -17,11 +17,12 @@ from labkit import Lab
 from labkit.cluster import Cluster
 from labkit.errors import AgentExited, InvalidTopology
 from labkit.flannel import Flannel, parse_config
-from labkit.flannel.agent import duration, go_duration
+from labkit.cluster.agent import AgentExited
+from labkit.flannel.agent import duration, go_duration, parse_args
 from labkit.flannel.config import ConfigError, pick_subnet, subnet_env
 from labkit.flannel.ipmasq import masq_rules
 
-from helpers import wait_until
+from helpers import usage_error, wait_until
 
 TTL = 4
 
@@ -66,6 +67,76 @@ def test_config_defaults_and_range() -> None:
 def test_config_mistakes(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(text)
+
+
+# -- flanneld's arguments: refused at startup, checked alike in Flannel.start ------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["-etcd-endpoints="], "no etcd endpoint given"),
+    (["-etcd-endpoints=,"], "no etcd endpoint given"),
+    (["-etcd-endpoints=192.168.99.100:2379"], "is not a URL such as http://"),
+    (["-public-ip=bogus"], "'bogus' is not an IPv4 address"),
+    (["-etcd-prefix=noslash/"], "is not a key path"),
+    (["-subnet-file=subnet.env"], "absolute path without '..'"),
+    (["-subnet-file=/run/../../etc/x"], "absolute path without '..'"),
+    (["-subnet-lease-ttl=0"], "at least 1 s"),
+    (["-subnet-lease-ttl=0.4"], "at least 1 s"),
+    (["-subnet-lease-ttl=1.5"], "whole number of seconds"),
+    (["-subnet-lease-ttl=" + "9" * 400], "not a finite number"),
+    (["-subnet-lease-ttl=10000000000s"], "at most 9e+09 s"),
+    (["-subnet-lease-ttl=10", "-subnet-lease-renew-margin=10s"], "not shorter than the lease TTL"),
+    (["-resync-period=0"], "at least 0.1 s"),
+    (["-resync-period=-1"], "not a positive duration"),
+    (["-resync-period=nan"], "not a positive duration"),
+])
+def test_flanneld_refuses_bad_arguments_with_one_line(argv: list[str], message: str, capsys) -> None:
+    assert message in usage_error(parse_args, argv, capsys)
+
+
+def test_flanneld_arguments_that_work() -> None:
+    args = parse_args(["-etcd-endpoints=http://192.168.99.100:2379,http://192.168.99.101:2379",
+                       "-subnet-lease-ttl=1000000", "-subnet-lease-renew-margin=2", "-public-ip=10.0.0.1"])
+    assert args.etcd_endpoints == ["http://192.168.99.100:2379", "http://192.168.99.101:2379"]
+    assert args.subnet_lease_ttl == 1e6 and args.subnet_lease_renew_margin == 120  # bare margin: minutes
+    assert parse_args(["-subnet-lease-ttl=5"]).subnet_lease_renew_margin is None  # default: 2/3 TTL
+
+
+def _unstarted() -> tuple[Flannel, object]:
+    """A Flannel whose cluster is only what Flannel.args reads: the checks run before any
+    agent starts, so no lab is needed to see them."""
+    from types import SimpleNamespace
+
+    etcd = SimpleNamespace(running=True, endpoint="http://192.168.99.100:2379")
+    return Flannel(SimpleNamespace(etcd=etcd)), SimpleNamespace(name="node1", nic="eth1")
+
+
+def test_flannel_start_options_are_seconds_and_read_back_by_the_agent() -> None:
+    flannel, machine = _unstarted()
+    argv = flannel.args(machine, ttl=1_000_000, renew_margin=2, resync=0.5, ip_masq=True)
+    assert "-subnet-lease-ttl=1000000s" in argv and "-subnet-lease-renew-margin=2s" in argv
+    args = parse_args(argv)                      # the agent reads exactly what was meant
+    assert (args.subnet_lease_ttl, args.subnet_lease_renew_margin, args.resync_period,
+            args.ip_masq) == (1e6, 2, 0.5, True)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"ttl": "30s"}, "ttl='30s' is not a number of seconds"),
+    ({"ttl": float("nan")}, "not a finite number"),
+    ({"ttl": True}, "ttl=True is not a number of seconds"),
+    ({"ttl": 0}, "at least 1 s"),
+    ({"ttl": 1e10}, "at most"),
+    ({"ttl": 10, "renew_margin": 10}, "not shorter than the lease TTL"),
+    ({"resync": 0}, "resync=0"),
+    ({"resync": -1}, "resync=-1"),
+    ({"ip_masq": "yes"}, "ip_masq must be True or False"),
+    ({"iface": ""}, "not an interface name"),
+    ({"ttl": 30, "tll": 5}, "flanneld has no option 'tll'.*use ttl, renew_margin"),
+])
+def test_flannel_start_refuses_bad_options_before_anything_starts(options, message) -> None:
+    flannel, machine = _unstarted()
+    with pytest.raises(InvalidTopology, match=message):
+        flannel.start(machine, **options) if "tll" in options else flannel.args(machine, **options)
+    assert flannel.agents == {}
 
 
 # -- the real thing ---------------------------------------------------------------------------
@@ -281,6 +352,18 @@ def test_students_mistakes_get_flanneld_messages(lab: Lab) -> None:
                       timeout=20)
     with pytest.raises(InvalidTopology, match="at least four subnets"):
         Flannel.config_json("10.4.0.0/23", subnet_len=24)
+
+
+def test_an_agent_that_exits_at_startup_is_reported_as_such(lab: Lab) -> None:
+    cluster = Cluster(lab, nodes=["node1"], store=None)
+    flannel = Flannel(cluster)
+    # started by hand with a usage error (Flannel.start would refuse it first)
+    flannel.agents["node1"] = cluster["node1"].spawn_agent(
+        "labkit.flannel.agent", "-etcd-endpoints=192.168.99.100:2379", "-iface=eth1")
+    with pytest.raises(AgentExited, match=r"flanneld on node1 exited at startup \(status 2\): "
+                                          r".*error: argument -etcd-endpoints.*is not a URL") as exc:
+        flannel.wait_for_lease("node1", timeout=60)
+    assert exc.value.returncode == 2 and "fix what that line names" in str(exc.value)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to the student account needs root")

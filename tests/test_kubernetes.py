@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import Lab, Node
+from labkit import InvalidTopology, Lab, Node
 from labkit.cluster import Cluster, ClusterNode
 from labkit.kubernetes import (Attachment, CniError, Kubernetes, ServiceError, ServicePort,
                                ServiceTable, names)
@@ -23,7 +23,7 @@ from labkit.kubernetes import iptables_rules, nftables_rules
 from labkit.kubernetes.kubelet import LOOPBACK, NETWORK_NAME
 from labkit.kubernetes.services import Endpoint
 
-from helpers import wait_until
+from helpers import usage_error, wait_until
 
 pytestmark = pytest.mark.skipif(not os.path.isfile("/usr/lib/cni/bridge"),
                                 reason="containernetworking-plugins is not installed")
@@ -207,6 +207,53 @@ def test_containers_of_a_pod_share_one_network_namespace(tmp_path: Path) -> None
         assert "Address already in use" in second.stderr_text()
         assert first.running
         assert pod.hit("127.0.0.1", 9000)["replies"] == {"two-containers": 1}  # localhost
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["serve", "--port", "70000"], "port 70000 is out of range (1 to 65535)"),
+    (["serve", "--port", "http"], "port 'http' is not a whole number"),
+    (["hit", "10.96.0.10", "70000"], "port 70000 is out of range"),
+    (["hit", "10.96.0.10", "80", "--count", "-5"], "count -5 is out of range"),
+    (["hit", "10.96.0.10", "80", "--count", "0"], "count 0 is out of range"),
+    (["hit", "10.96.0.10", "80", "--timeout", "-1"], "not a positive duration"),
+    (["hit", "10.96.0.10", "80", "--timeout", "0"], "too short"),
+])
+def test_echo_refuses_bad_arguments_with_one_line(argv: list[str], message: str, capsys) -> None:
+    from labkit.kubernetes.echo import main
+
+    assert message in usage_error(main, argv, capsys)
+
+
+def test_kube_proxy_refuses_a_sync_period_that_would_spin(capsys) -> None:
+    from labkit.kubernetes.proxy import main
+
+    for period, message in (("0", "at least 0.1 s"), ("-1", "not a positive duration"),
+                            ("nan", "not a positive duration")):
+        line = usage_error(main, ["--services", "/nonexistent.json", "--sync-period", period], capsys)
+        assert line.startswith("kube-proxy: error: argument --sync-period") and message in line
+
+
+def test_pod_and_proxy_arguments_are_checked_before_anything_starts(tmp_path: Path) -> None:
+    with Lab("args", workdir=tmp_path) as lab:
+        machines, _ = build(lab, tmp_path, 1)
+        k8s = Kubernetes(machines)
+        for period in (0, -1, float("nan"), "30"):
+            with pytest.raises(InvalidTopology, match="sync_period="):
+                k8s.start_proxy("iptables", sync_period=period)  # type: ignore[arg-type]
+        assert k8s.proxies == {}
+        with pytest.raises(InvalidTopology, match="echo_port=70000 is not a whole number from 1 to 65535"):
+            k8s.run_pod("web-1", node="node1", echo_port=70000)
+        assert "web-1" not in lab.nodes and k8s.pods == {}
+        pod = k8s.run_pod("client", node="node1", echo_port=None)
+        for bad, message in (({"count": -5}, "count=-5"), ({"count": 0}, "count=0"),
+                             ({"timeout": -1}, "timeout=-1"), ({"timeout": True}, "timeout=True")):
+            with pytest.raises(InvalidTopology, match=message):
+                pod.hit("10.96.0.10", 80, **bad)
+        with pytest.raises(InvalidTopology, match="port=70000"):
+            pod.hit("10.96.0.10", 70000)
+        with pytest.raises(InvalidTopology, match="port=0"):
+            pod.start_echo(port=0)
+        assert pod.containers == {}
 
 
 # -- Services ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from labkit import InvalidAddress, InvalidTopology, Lab, NotFound
 from labkit.cluster import Cluster
 from labkit.romana import Layout, Parts, Romana
 
-from helpers import wait_until
+from helpers import usage_error, wait_until
 
 
 # -- the layout (pure) ---------------------------------------------------------------------------
@@ -68,6 +68,14 @@ def test_bad_layouts_and_values_give_clear_errors() -> None:
 
 
 # -- a real Romana network ------------------------------------------------------------------------
+
+def test_agent_refuses_a_config_path_that_can_never_be_read(tmp_path, capsys) -> None:
+    from labkit.romana.agent import main
+
+    assert "is a directory" in usage_error(main, ["--config", str(tmp_path)], capsys)
+    assert "does not exist, so the file can never appear" in usage_error(
+        main, ["--config", str(tmp_path / "nowhere" / "agent.json")], capsys)
+
 
 @pytest.fixture(scope="module")
 def romana(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Romana]:
@@ -150,3 +158,23 @@ def test_bad_pods_give_clear_errors_and_build_nothing(romana: Romana) -> None:
     with pytest.raises(NotFound, match="is no Romana pod"):
         romana.address("nobody")
     assert set(lab.nodes) == before
+
+
+def test_agent_waits_for_its_config_and_keeps_the_last_good_state(romana: Romana) -> None:
+    from labkit.romana.net import CONFIG
+
+    machine = romana.cluster["node1"]
+    other = "/etc/romana/other.json"
+    agent = machine.spawn_agent("labkit.romana.agent", "--config", machine.path(other))
+    try:
+        assert wait_until(lambda: "waiting for config" in agent.stdout_text(), timeout=20)
+        machine.write_text(other, machine.read_text(CONFIG) or "")   # the same state as node1's own
+        agent.wait_for_output("romana agent synced", timeout=30)
+        machine.write_text(other, "[1, 2]")                            # a bad edit
+        assert wait_until(lambda: "keeping the last good state" in agent.stdout_text(), timeout=20)
+        assert "the top level is a JSON list, not an object" in agent.stdout_text()
+        assert agent.running and agent.stdout_text().count("waiting for config") == 1
+        assert agent.stdout_text().count("top level is a JSON list") == 1   # once, not every poll
+    finally:
+        agent.stop()
+    assert "Traceback" not in agent.stderr_text()

@@ -18,7 +18,7 @@ from labkit.cluster import Cluster
 from labkit.weave import Weave, ipam
 from labkit.weave.consts import VXLAN_DEVICE
 
-from helpers import wait_until
+from helpers import usage_error, wait_until
 
 N = ipaddress.IPv4Network
 
@@ -72,6 +72,22 @@ def test_weave_cidr_values_are_checked() -> None:
 
 
 # -- a real Weave network ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--host", "bogus"], "argument --host: 'bogus' is not an IPv4 address"),
+    (["--host", "192.168.99.101", "--ipalloc-range", "bogus"], "argument --ipalloc-range: IP allocation range"),
+    (["--host", "192.168.99.101", "--ipalloc-range", "10.32.0.0/31"], "too small"),
+    (["--host", "192.168.99.101", "--dns-address", "docker0"], "argument --dns-address"),
+    (["--host", "192.168.99.101", "192.168.99.300"], "argument peers: '192.168.99.300'"),
+    (["--host", "192.168.99.101", "192.168.99.101"], "cannot peer with itself"),
+    (["--host", "192.168.99.101", "--iface", "no such"], "argument --iface"),
+])
+def test_router_refuses_bad_addresses_with_one_line(argv: list[str], message: str, capsys) -> None:
+    from labkit.weave.router import parse_args
+
+    base = ["--nickname", "node1", "--dns-address", "172.17.0.1", "--state-dir", "/nonexistent"]
+    assert message in usage_error(parse_args, base + argv, capsys)
+
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Weave]:
@@ -204,6 +220,17 @@ def test_a_peer_that_goes_away_loses_its_fdb_entry_and_names(net: Weave) -> None
     assert wait_until(lambda: net.resolve(lab["bbox1"], "gone3") is None, timeout=10)
     assert "peer lost" in net.router("node1").log()
     net.remove(c)
+
+
+def test_a_router_given_another_machines_address_exits_at_once(net: Weave) -> None:
+    machine = net.cluster["node3"]
+    state = machine.path("/var/lib/weave-wrong")
+    proc = machine.spawn_agent("labkit.weave.router", "--nickname", "node3", "--host", "192.168.99.101",
+                               "--iface", machine.nic, "--dns-address", "172.17.0.1", "--state-dir", state)
+    assert proc.wait(timeout=30) == 2
+    err = proc.stderr_text().strip().splitlines()
+    assert err[-1].startswith("weave-router: error: --host 192.168.99.101 is not an address of eth1")
+    assert "Traceback" not in proc.stderr_text() and machine.read_text("/var/lib/weave-wrong/dnsmasq.log") is None
 
 
 def test_bad_input_gives_clear_errors_and_builds_nothing(net: Weave) -> None:

@@ -189,6 +189,8 @@ def first_reachable(endpoints: list[str], timeout: float = 1.0) -> str:
         try:
             with urllib.request.urlopen(endpoint.rstrip("/") + "/version", timeout=timeout):
                 return endpoint
+        except urllib.error.HTTPError:
+            return endpoint                 # it answered: something serves HTTP there
         except (urllib.error.URLError, OSError, ValueError):
             continue
     return endpoints[0]
