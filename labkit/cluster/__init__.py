@@ -72,8 +72,14 @@ nic="eth1", mtu=1500, switch="underlay")``
     periodic resync and tick, store retries), kernel helpers ``sh``, ``ip_batch``, ``bridge_batch``,
     ``ip_json``, ``iptables_restore``, ``write_file``, ``machine_path`` (``/run/x`` of this
     machine, from ``LABKIT_STATE_DIR`` which ``spawn_agent`` sets with ``LABKIT_MACHINE``),
-    ``backoff``;
-    error ``AgentCommandFailed``.
+    ``backoff``; command-line checks shared by every agent (a bad value: one line, exit
+    status 2): ``Seconds(what, least=, most=, unit=, whole=)`` (an argparse type, ``.check(value,
+    name=, op=)`` for the notebook side raising InvalidTopology, ``.flag(seconds)``),
+    ``positive_seconds``, ``RESYNC``, ``MAX_SECONDS`` (etcd's largest lease TTL, 9e9 s),
+    ``duration``, ``whole_number``, ``ipv4``, ``etcd_endpoints`` (comma list of URLs),
+    ``first_reachable``, ``machine_file``, ``checked_by(check)``;
+    ``exited_at_startup(proc, what, op=, remedy=) -> AgentExited`` (status and last line);
+    errors ``AgentCommandFailed``, ``AgentExited`` (both CommandFailed).
 
 Where files live (a deviation from the first plan, on purpose): each machine's state
 folder is ``<lab scratch>/cluster/<machine>``, on the lab's private ``/run`` tmpfs (or its

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import re
 import sys
 import threading
 import time
