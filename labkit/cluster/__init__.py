@@ -79,7 +79,7 @@ nic="eth1", mtu=1500, switch="underlay")``
     ``duration``, ``whole_number``, ``ipv4``, ``etcd_endpoints`` (comma list of URLs),
     ``first_reachable``, ``machine_file``, ``checked_by(check)``;
     ``exited_at_startup(proc, what, op=, remedy=) -> AgentExited`` (status and last line);
-    errors ``AgentCommandFailed``, ``AgentExited`` (both CommandFailed).
+    error ``AgentCommandFailed``.
 
 Where files live (a deviation from the first plan, on purpose): each machine's state
 folder is ``<lab scratch>/cluster/<machine>``, on the lab's private ``/run`` tmpfs (or its
