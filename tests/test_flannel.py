@@ -363,6 +363,9 @@ def test_an_agent_that_exits_at_startup_is_reported_as_such(lab: Lab) -> None:
                                           r".*error: argument -etcd-endpoints.*is not a URL") as exc:
         flannel.wait_for_lease("node1", timeout=60)
     assert "fix what that line names" in str(exc.value) and "Traceback" not in str(exc.value)
+    flannel.stop("node1")                      # ended on purpose: said so, not as a failure
+    with pytest.raises(InvalidTopology, match="was stopped \\(flannel.stop\\) before it wrote subnet.env"):
+        flannel.wait_for_lease("node1", timeout=60)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to the student account needs root")

@@ -147,8 +147,8 @@ class Flannel:
         return proc
 
     def start_all(self, nodes: Iterable[str] | None = None, **options: Any) -> list["Process"]:
-        """:meth:`start` on each node (every worker by default); the options are checked
-        on the first node, before any agent starts."""
+        """:meth:`start` on each node (every worker by default); a bad option is refused
+        when the first node is started, so none starts."""
         names = list(nodes) if nodes is not None else [m.name for m in self.cluster.nodes]
         return [self.start(n, **options) for n in names]
 
@@ -213,6 +213,10 @@ class Flannel:
             if env.get("FLANNEL_SUBNET"):
                 return env
             proc = self.agents.get(machine.name)
+            if proc is not None and not proc.running and id(proc) in self._stopped:
+                raise InvalidTopology(f"flanneld on {machine.name} was stopped (flannel.stop) before "
+                                      "it wrote subnet.env", obj=machine.name, op="wait for lease",
+                                      remedy="start it again: flannel.start(node)")
             if proc is not None and not proc.running:
                 raise exited_at_startup(proc, f"flanneld on {machine.name}", op="wait for lease",
                                         remedy="fix what that line names, then flannel.start(node) "
