@@ -219,14 +219,21 @@ def checked_by(check: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
-def exited_at_startup(proc: "Process", what: str, *, op: str, remedy: str) -> AgentExited:
+def agent_exited(proc: "Process", what: str, *, op: str, remedy: str, when: str = "") -> AgentExited:
     """The error for an agent that has already ended: its status and the last line it
-    printed (an argparse usage error, a refused value), not a timeout."""
+    printed (an argparse usage error, a refused value, a fatal log line), not a timeout.
+    ``when`` says when it ended, e.g. ``"at startup"``."""
     stderr, stdout = proc.stderr_text(), proc.stdout_text()
     lines = [l for l in (stderr or stdout).splitlines() if l.strip()]
     last = lines[-1].strip() if lines else "(it printed nothing)"
-    return AgentExited(f"{what} exited at startup (status {proc.returncode}): {last}",
+    ended = f"exited {when}" if when else "exited"
+    return AgentExited(f"{what} {ended} (status {proc.returncode}): {last}",
                        obj=what, op=op, remedy=remedy)
+
+
+def exited_at_startup(proc: "Process", what: str, *, op: str, remedy: str) -> AgentExited:
+    """:func:`agent_exited` for an agent that ended before it did its job once."""
+    return agent_exited(proc, what, op=op, remedy=remedy, when="at startup")
 
 
 class GlogLogger:

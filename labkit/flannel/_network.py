@@ -13,8 +13,8 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .. import validate
-from ..cluster.agent import RESYNC, exited_at_startup
-from ..errors import AgentExited, CommandTimeout, InvalidTopology, NotFound
+from ..cluster.agent import RESYNC, agent_exited, exited_at_startup
+from ..errors import CommandTimeout, InvalidTopology, NotFound
 from .config import DEFAULT_TTL, LEASE_TTL, RENEW_MARGIN, ConfigError, parse_config, \
     parse_subnet_env, parse_subnet_key, prefix_problem
 
@@ -282,11 +282,9 @@ class Flannel:
         """Raise if an agent died on its own, or if none runs: nothing could converge then."""
         for name, proc in self.agents.items():
             if not proc.running and id(proc) not in self._stopped:
-                lines = [l for l in (proc.stderr_text() + proc.stdout_text()).splitlines() if l.strip()]
-                raise AgentExited(f"flanneld on {name} exited (status {proc.returncode}): "
-                                  f"{lines[-1] if lines else 'it printed nothing'}", obj=name,
-                                  op="wait for flannel", remedy=f"read flannel.log({name!r}), fix the "
-                                  "cause and start it again with flannel.start(node)")
+                raise agent_exited(proc, f"flanneld on {name}", op="wait for flannel",
+                                   remedy=f"read flannel.log({name!r}), fix the cause and start it "
+                                          "again with flannel.start(node)")
         if not self.running():
             raise InvalidTopology("no flanneld is running", op="wait for flannel",
                                   remedy="start the agents first: flannel.start_all()")
