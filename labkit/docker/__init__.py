@@ -16,7 +16,9 @@ Modules, lowest first: :mod:`~labkit.docker.engine` (reaching the engine, and sa
 why not), :mod:`~labkit.docker.resources` (labels, :class:`DockerLab`,
 :class:`ContainerNode`, :func:`clean`), :mod:`~labkit.docker.images` (the base image,
 built offline), :mod:`~labkit.docker.hosts` (several engines standing for several
-hosts, joined by an overlay network). ``python -m labkit.docker clean|list|setup|status``
+hosts, joined by an overlay network), :mod:`~labkit.docker.machine` (an engine living in
+a lab node's own network stack, e.g. one per cluster machine, configured from flannel's
+``subnet.env``). ``python -m labkit.docker clean|list|setup|status``
 is the command-line face.
 """
 
