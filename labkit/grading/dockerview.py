@@ -87,21 +87,25 @@ class DockerEngineView:
     def __init__(self, docker_host: Any) -> None:
         self.docker_host = docker_host
         self._client: Any = None
+        self._failed = ""
+        """Why the engine could not be reached (tried once per submission)."""
 
     def client(self, touch: Touch | None = None) -> Any:
         """The grader's docker-py client; :class:`Unverifiable` if the engine is out of reach."""
-        if self._client is None:
+        if self._client is None and not self._failed:
             url = self.docker_host
             if url is not None and not (isinstance(url, str) and _URL.fullmatch(url)):
-                raise _unverifiable(f"the instructor's docker_host parameter {str(url)[:80]!r} "
-                                    "is not a unix:/// or tcp:// address", touch)
-            from labkit.docker.engine import connect
+                self._failed = (f"the instructor's docker_host parameter {str(url)[:80]!r} "
+                                "is not a unix:/// or tcp:// address")
+            else:
+                from labkit.docker.engine import connect
 
-            try:
-                self._client = connect(url)
-            except Exception as exc:  # noqa: BLE001 - any failure: the grader cannot check
-                raise _unverifiable(f"the grader cannot reach the Docker engine "
-                                    f"({str(exc)[:200]})", touch) from None
+                try:
+                    self._client = connect(url)
+                except Exception as exc:  # noqa: BLE001 - any failure: the grader cannot check
+                    self._failed = f"the grader cannot reach the Docker engine ({str(exc)[:200]})"
+        if self._failed:
+            raise _unverifiable(self._failed, touch)
         return self._client
 
     def lab(self, session: Any, touch: Touch | None = None) -> "DockerLabView":
