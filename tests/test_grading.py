@@ -905,30 +905,15 @@ def test_odd_kernel_metadata_is_run_as_python_and_flagged(tmp_path):
 # The Docker exercise: re-verified by the grader against the real engine
 # ======================================================================================
 
-DOCKER_FORGER = '''# Every checkpoint "passes" without any work: a forged Checkpoint that prints PASS,
-# and another DockerLab in place of the setup's.
-import labkit.checkpoints as lc
-from IPython.display import display
-
-
-class Checkpoint:
-    def __init__(self, id, title, *, points=1, hint=""):
-        self.id, self.title, self.points = id, title, points
-    def __enter__(self):
-        return self
-    def check(self, *requirements):
-        pass
-    def __exit__(self, *exc):
-        print("PASS")
-        display({lc.MIME_TYPE: {"schema": 1, "id": self.id, "title": self.title,
-                                "points": self.points, "score": self.points, "passed": True,
-                                "reason": "all good", "checks": [], "hint": ""},
-                 "text/plain": f"PASS  Checkpoint {self.id}"}, raw=True)
-        return True
-
-
-dl = DockerLab("someone-else", client, clean_first=False)
-'''
+def _docker_forger() -> str:
+    """The lab exercise's forger (a forged Checkpoint displaying PASS, a display formatter,
+    execution hooks), with another DockerLab in place of the setup's."""
+    sys.path.insert(0, str(DATA))
+    try:
+        import make_notebooks
+    finally:
+        sys.path.pop(0)
+    return make_notebooks.LAB_FORGER + 'print("PASS")\ndl = DockerLab("someone-else", client, clean_first=False)\n'
 
 
 @pytest.fixture(scope="module")
@@ -952,7 +937,7 @@ def docker_batch(tmp_path_factory):
     shutil.copy(exercise, subs / "untouched.ipynb")
     forger = read(exercise)
     first_task = next(i for i, c in enumerate(forger.cells) if "## Task 1" in c.source)
-    forger.cells.insert(first_task, new_code_cell(DOCKER_FORGER))
+    forger.cells.insert(first_task, new_code_cell(_docker_forger()))
     nbformat.write(forger, subs / "forger.ipynb")
     sock = f"/run/labkit/grading-{os.getpid()}.sock"
     pid = os.getpid()
