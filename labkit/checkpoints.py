@@ -62,6 +62,13 @@ from the outside, and may read only:
    Write such argv inline in the cell: functions the notebook defined (a ``birdc()``
    helper) cannot be called by the grader. Other systems' objects (a ``Weave``,
    ``Layout`` or ``Kubernetes`` helper) are not rebuilt: use their nodes.
+   Docker handles (:mod:`labkit.docker`) are rebuilt on the instructor's engine
+   (the ``docker_host`` parameter): the docker-py ``client`` (the grader's own
+   connection: ``checks.docker_network(..., client=client)``, ``checks.container``,
+   ``client.containers.get(NAME).attrs``), a ``DockerLab`` (only
+   ``dl.container(NAME)``, ``dl.client``, ``dl.session``: the course-labelled
+   container of that name) and a ``ContainerNode`` (by its name). Name containers
+   by ``dl.container("db")`` in the cell; never create or remove anything there.
 4. **The student's answers as data**: other names holding numbers, strings, IP
    addresses/networks, or lists/tuples/sets/dicts of those (``peer_index``,
    ``hops``). Compare them with what the check reads from the lab, never with
@@ -78,9 +85,9 @@ library check; if a new kind of check is needed, add a small generic one here.
 Write checks that can run twice without harm (they run in the kernel, then in the
 grader): read, ping, capture; do not change the lab in a checkpoint cell. Do not
 use IPython magics or ``display`` of results in checkpoint cells. Objects the
-instructor's setup made that the grader cannot rebuild (a Docker client) make
-that checkpoint fall back to the notebook's displayed result, flagged "not
-re-verified": keep such checkpoints few.
+instructor's setup made that the grader cannot rebuild (anything that is not a
+lab, a node or a registered handle) make that checkpoint fall back to the
+notebook's displayed result, flagged "not re-verified": keep such checkpoints few.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 the default networks, user-defined bridges, names, links, published ports and the
 iptables rules behind them, container namespaces seen with labkit's own tools,
 captures on docker0, a two-engine overlay, the guarded proxy for graded notebooks,
-and the Docker exercise graded end to end.
+and the Docker exercise's student copy in step with its solution (the exercise graded
+end to end is in tests/test_grading.py).
 
 Every test that needs the engine is skipped, with the reason, when none answers
 (``.ci/docker.sh`` starts one). Names and subnets carry this process's id, so a
@@ -499,35 +500,10 @@ def test_proxy_passes_the_lessons_and_refuses_the_rest(client, tmp_path) -> None
         guarded.close()
 
 
-# -- the Docker exercise, graded ------------------------------------------------------------
-
-@needs_engine
-@pytest.mark.slow
-def test_grader_gives_the_docker_solution_full_marks(client, tmp_path) -> None:
-    """The instructor's solution, submitted as a student's notebook, through the real
-    grader (sandboxed kernel) and the guarded proxy: every checkpoint passes."""
-    from labkit.docker.proxy import DockerProxy
-    from labkit.grading import Limits, grade
-
-    exercise = REPO / "exercises" / "20-docker-networks.ipynb"
-    solution = REPO / "solutions" / "20-docker-networks.ipynb"
-    if not exercise.exists() or not solution.exists():
-        pytest.skip("the Docker exercise is not in this checkout")
-    submitted = tmp_path / "submitted"
-    submitted.mkdir()
-    shutil.copy(solution, submitted / "ada.ipynb")
-    shutil.copy(exercise, submitted / "blank.ipynb")
-    sock = f"/run/labkit/grading-{PID}.sock"
-    with DockerProxy(sock):
-        book = grade(exercise, [submitted], tmp_path / "out", workers=1, progress=False,
-                     parameters={"docker_host": f"unix://{sock}"}, allow=[sock],
-                     limits=Limits(time_s=240))
-    rows = {row.student: row for row in book.rows}
-    ada, blank = rows["ada"], rows["blank"]
-    assert ada.score == ada.total and ada.total > 0, ada
-    assert blank.score < blank.total
-    assert len(list_resources(client, session="20-docker-networks-exercise")) == 0
-
+# -- the Docker exercise ------------------------------------------------------------------
+# Graded end to end through the proxy (solution, untouched copy, forger, every checkpoint
+# re-verified by the grader): test_docker_exercise_is_re_verified_by_the_grader in
+# tests/test_grading.py.
 
 def test_docker_exercise_and_solution_are_in_step() -> None:
     """The student copy is the solution with each solution block replaced by a prompt and

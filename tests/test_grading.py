@@ -899,3 +899,153 @@ def test_odd_kernel_metadata_is_run_as_python_and_flagged(tmp_path):
         flagged = any("kernel metadata was not Python's" in f for f in row.flags)
         assert flagged == (name != "nometa"), (name, row.flags)   # missing is filled in silently
     assert not any("kernel metadata" in f for f in plain.flags)
+
+
+# ======================================================================================
+# The Docker exercise: re-verified by the grader against the real engine
+# ======================================================================================
+
+def _docker_forger() -> str:
+    """The lab exercise's forger (a forged Checkpoint displaying PASS, a display formatter,
+    execution hooks), with another DockerLab in place of the setup's."""
+    sys.path.insert(0, str(DATA))
+    try:
+        import make_notebooks
+    finally:
+        sys.path.pop(0)
+    return make_notebooks.LAB_FORGER + 'print("PASS")\ndl = DockerLab("someone-else", client, clean_first=False)\n'
+
+
+@pytest.fixture(scope="module")
+def docker_batch(tmp_path_factory):
+    """Exercise 20 graded through the guarded proxy: the solution, the untouched copy and
+    a forger, one at a time (they use the same container names on the one engine)."""
+    from labkit.docker import check, connect, list_resources
+    from labkit.docker.proxy import DockerProxy
+
+    if not ROOT:
+        pytest.skip("the grader's sandbox needs root")
+    status = check()
+    if not status:
+        pytest.skip(f"no Docker engine: {status.reason}")
+    repo = Path(__file__).resolve().parent.parent
+    exercise = repo / "exercises" / "20-docker-networks.ipynb"
+    tmp = tmp_path_factory.mktemp("docker")
+    subs = tmp / "submissions"
+    subs.mkdir()
+    shutil.copy(repo / "solutions" / "20-docker-networks.ipynb", subs / "solution.ipynb")
+    shutil.copy(exercise, subs / "untouched.ipynb")
+    forger = read(exercise)
+    first_task = next(i for i, c in enumerate(forger.cells) if "## Task 1" in c.source)
+    forger.cells.insert(first_task, new_code_cell(_docker_forger()))
+    nbformat.write(forger, subs / "forger.ipynb")
+    sock = f"/run/labkit/grading-{os.getpid()}.sock"
+    pid = os.getpid()
+    parameters = {"docker_host": f"unix://{sock}", "network_name": f"g{pid}-net",
+                  "subnet": f"10.81.{pid % 200}.0/24"}
+    with DockerProxy(sock):
+        book = grade(exercise, [subs], tmp / "graded", workers=1, progress=False,
+                     parameters=parameters, allow=[sock], limits=Limits(time_s=240))
+    client = connect()
+    try:
+        left = [list_resources(client, session=s) for s in ("20-docker-networks-exercise",
+                                                             "someone-else")]
+    finally:
+        client.close()
+    return {"book": book, "left": left, "parameters": parameters}
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_docker_exercise_is_re_verified_by_the_grader(docker_batch):
+    book: Gradebook = docker_batch["book"]
+    solution = book.row("solution")
+    assert solution.status == "ok", (solution.status, solution.reason)
+    assert solution.score == solution.total == book.total_points == 12, \
+        [(o.id, o.reason) for o in solution.outcomes]
+    assert solution.flags == (), solution.flags       # no "not re-verified" fallback
+    net = docker_batch["parameters"]["network_name"]
+    assert f"Docker network {net} exists with subnet" in solution.outcome("20.1").reason
+    assert "ping db -> web: 2 of 2 echo requests answered" in solution.outcome("20.4").reason
+    assert "`wget -q -O - http://web/` behaved as expected" in solution.outcome("20.5").reason
+    untouched = book.row("untouched")
+    assert untouched.status == "ok" and untouched.score == 0, untouched.outcomes
+    assert untouched.flags == (), untouched.flags
+    assert "container db: " in untouched.outcome("20.2").reason
+    assert all(o.status == "failed" and o.reason for o in untouched.outcomes)
+    forger = book.row("forger")
+    assert forger.score == 0, [(o.id, o.reason) for o in forger.outcomes]
+    flags = " | ".join(forger.flags)
+    for outcome in forger.outcomes:
+        assert f"checkpoint {outcome.id}: the notebook displayed PASS but the grader's own " \
+               "check says FAIL" in flags, outcome.id
+    assert "the notebook changed 'dl', which the setup defined" in flags
+    assert "not re-verified" not in flags
+    assert all(len(left) == 0 for left in docker_batch["left"]), docker_batch["left"]
+
+
+@pytest.mark.docker
+def test_docker_handles_are_rebuilt_from_checked_names_only():
+    """The evaluator's Docker views, fed encodings as a kernel would send them: good
+    names reach the real containers (labelled ones only), bad names and an engine the
+    grader cannot reach give up with a reason (never a crash), and a checkpoint cell
+    cannot make the grader's DockerLab view remove anything."""
+    import json as _json
+
+    from labkit.docker import BASE_IMAGE, DockerLab, check, connect
+    from labkit.grading.evaluator import Evaluator
+
+    status = check()
+    if not status:
+        pytest.skip(f"no Docker engine: {status.reason}")
+    pid = os.getpid()
+    session, mine, stranger = f"pytest-{pid}-view", f"t{pid}-view", f"t{pid}-stranger"
+    client = connect()
+
+    def evaluate(cell: str, snapshot: dict, current: dict | None = None, host=None):
+        ev = Evaluator("docker_host = None\n", {"docker_host": host})
+        try:
+            ev.take_snapshot(_json.dumps({"values": snapshot}))
+            source = f'with Checkpoint("d.1", "docker") as cp:\n    {cell}\n'
+            [verdict] = ev.evaluate(source, ["d.1"], _json.dumps({"values": current or {}}), "")
+            return verdict
+        finally:
+            ev.close()
+
+    setup = {"client": {"docker_client": True}, "dl": {"docker_lab": session}}
+    with DockerLab(session, client) as lab:
+        lab.run(mine)
+        alien = client.containers.run(BASE_IMAGE, "sleep 60", name=stranger, detach=True,
+                                      network_mode="none")   # not made by the course
+        try:
+            ok = evaluate(f'cp.check(checks.command(dl.container("{mine}"), ["true"]))', setup)
+            assert ok.passed and ok.verified, ok
+            theirs = evaluate('cp.check(checks.command(ctr, ["true"]))', setup,
+                              {"ctr": {"docker_container": mine}})
+            assert theirs.passed and theirs.verified, theirs
+            hidden = evaluate(f'cp.check(checks.command(dl.container("{stranger}"), ["true"]))',
+                              setup)
+            assert not hidden.passed and hidden.verified
+            assert f"no container named '{stranger}' among the course's" in hidden.reason
+            for bad in ("../../etc", "x" * 200, "", ["db"], 7, "db\n", "-rf"):
+                for enc in ({"dl": {"docker_lab": bad}}, {"dl": {"docker_container": bad}}):
+                    v = evaluate('cp.check(checks.command(dl.container("db"), ["true"]))',
+                                 {**setup, **enc})
+                    assert not v.passed and not v.verified, (bad, v)   # the setup's: fallback
+                    assert "is not a" in v.reason and "name" in v.reason, v.reason
+                v = evaluate('cp.check(checks.command(ctr, ["true"]))', setup,
+                             {"ctr": {"docker_container": bad}})
+                assert not v.passed and v.verified, (bad, v)         # the student's: fails
+            for host in ("unix:///nonexistent/docker.sock", "ssh://root@elsewhere", 42):
+                v = evaluate('cp.check(checks.docker_network("bridge", client=client))', setup,
+                             host=host)
+                assert not v.passed and not v.verified and "docker" in v.reason.lower(), v
+            for cell in ("dl.close()", f'dl.run("{mine}2")', 'dl.network("x")'):
+                v = evaluate(f'cp.check(checks.expect({cell} is None, "changed"))', setup)
+                assert not v.passed and not v.verified, (cell, v)
+                assert "checkpoint cells may use dl.container(NAME)" in v.reason, v.reason
+            assert [c.name for c in lab.client.containers.list(
+                filters={"label": f"io.labkit.session={session}"})] == [mine]
+        finally:
+            alien.remove(force=True)
+    client.close()

@@ -39,7 +39,13 @@ of that cell again itself, in this module, with its own ``labkit`` and with
   kernel, ``cluster["node2"]``, ``etcd.endpoint``, ``etcd.etcdctl(...)``; a
   machine file ``node1.path(p)`` is copied out of the lab safely, a socket there
   relayed, never by following a link or by running a command in the lab's mount
-  namespace). A later
+  namespace). The Docker lessons' handles live on the instructor's engine rather than
+  in a lab (:data:`ENGINE_REBUILD`, :mod:`labkit.grading.dockerview`): a docker-py
+  client is the grader's own client connected to the instructor's ``docker_host``
+  parameter (the guarded proxy when grading), a ``DockerLab`` a view of the same
+  session that removes and builds nothing, a ``ContainerNode`` the course-labelled
+  container of that name, so ``checks.docker_network``, ``checks.container``,
+  ``checks.ping`` and ``checks.command`` run against the real engine. A later
   system registers its handle in both tables; a setting the view needs (a card's
   name) comes from the instructor's setup snapshot, never from student code.
 * **Files** the cell reads by relative path come from a copy of the working copy's
@@ -51,8 +57,9 @@ notebook made to the kernel's display formatters and execution hooks and to the
 names ``Checkpoint`` and ``checks``.
 
 One exception, for objects the instructor's own setup made that the grader cannot
-rebuild (a Docker client, say): a checkpoint that needs one falls back to the
-result the kernel displayed, flagged "not re-verified".
+rebuild (one that is not a registered handle, or a handle whose view gives up: a
+Docker engine the grader cannot reach, a name it refuses): a checkpoint that needs
+one falls back to the result the kernel displayed, flagged "not re-verified".
 """
 
 from __future__ import annotations
@@ -321,6 +328,7 @@ class Evaluator:
     flags: list[str] = field(init=False, default_factory=list)
     hints: dict[int, dict[str, Any]] = field(init=False, default_factory=dict)
     _seen: set[str] = field(init=False, default_factory=set)
+    _docker: Any = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         (self.work / "cwd").mkdir(exist_ok=True)
@@ -410,6 +418,8 @@ class Evaluator:
             return self._lab(value, enc.get("name", "lab"))
         if key == "node":
             return self._lab(enc.get("lab"), "lab").node(str(value))
+        if key in ENGINE_REBUILD:
+            return ENGINE_REBUILD[key](self._engine(), enc, touch)
         if key in REBUILD:
             lab = self._lab(enc.get("lab"), "lab")
             hints = {k: enc.get(k) for k in ("nic", "role")} if trusted \
@@ -427,6 +437,14 @@ class Evaluator:
             return obj
         raise Unverifiable(f"a {enc.get('object', key)} object" if key == "object"
                            else f"a {key}")
+
+    def _engine(self) -> Any:
+        """The grader's own Docker connection, to the instructor's ``docker_host``."""
+        from labkit.grading.dockerview import DockerEngineView
+
+        if self._docker is None:
+            self._docker = DockerEngineView(self.base.get("docker_host"))
+        return self._docker
 
     # -- files ----------------------------------------------------------------------------
 
@@ -575,6 +593,10 @@ class Evaluator:
             with contextlib.suppress(Exception):
                 view.close()
         self.labs.clear()
+        if self._docker is not None:
+            with contextlib.suppress(Exception):
+                self._docker.close()
+            self._docker = None
         shutil.rmtree(self.work, ignore_errors=True)
 
 
@@ -622,6 +644,29 @@ def _etcd(lab: LabView, enc: Mapping[str, Any], hints: Mapping[str, Any], touch:
 REBUILD: dict[str, Rebuild] = {"machine": _machine, "cluster": _cluster, "etcd": _etcd}
 """The kernel's tag (:data:`labkit.grading.kernelside.HANDLES`) -> how the grader rebuilds
 that handle from the real lab. A later system registers its handle in both tables."""
+
+
+EngineRebuild = Callable[[Any, Any, "Callable[[], None] | None"], Any]
+"""``(the grader's DockerEngineView, the kernel's encoding, touch) -> the grader's view``."""
+
+
+def _docker_client(engine: Any, enc: Mapping[str, Any], touch: Any) -> Any:
+    return engine.client(touch)
+
+
+def _docker_lab(engine: Any, enc: Mapping[str, Any], touch: Any) -> Any:
+    return engine.lab(enc["docker_lab"], touch)
+
+
+def _docker_container(engine: Any, enc: Mapping[str, Any], touch: Any) -> Any:
+    return engine.container(enc["docker_container"], touch)
+
+
+ENGINE_REBUILD: dict[str, EngineRebuild] = {
+    "docker_client": _docker_client, "docker_lab": _docker_lab,
+    "docker_container": _docker_container}
+"""Handles on the instructor's Docker engine rather than on a lab
+(:mod:`labkit.grading.dockerview`): the kernel's tag -> how the grader rebuilds it."""
 
 
 def _TRUSTED_NAMES() -> dict[str, Any]:  # noqa: N802 - a constant, built lazily

@@ -102,6 +102,13 @@ HANDLES: dict[str, Any] = {
         lambda v: {"etcd": getattr(getattr(v, "machine", None), "name", None),
                    "lab": _lab_pid(getattr(v, "cluster", None)),
                    "nic": getattr(getattr(v, "cluster", None), "nic", None)},
+    # The Docker lessons (labkit.grading.dockerview): names only; the grader connects to
+    # the instructor's docker_host itself, so nothing about the client is sent.
+    "docker.client.DockerClient": lambda v: {"docker_client": True},
+    "labkit.docker.resources.DockerLab":
+        lambda v: {"docker_lab": str(getattr(v, "session", ""))[:200]},
+    "labkit.docker.resources.ContainerNode":
+        lambda v: {"docker_container": str(getattr(v, "name", ""))[:200]},
 }
 
 
