@@ -17,7 +17,7 @@ from labkit import Lab
 from labkit.calico import GATEWAY, WORKLOAD_MAC, Calico
 from labkit.calico.bird import SOCKET
 from labkit.cluster import Cluster
-from labkit.errors import InvalidAddress, InvalidTopology, NotFound
+from labkit.errors import AgentExited, InvalidAddress, InvalidTopology, NotFound
 
 from helpers import cmdline, descendants, kill_owner, wait_until
 
@@ -180,6 +180,11 @@ def test_a_malformed_key_is_logged_and_every_agent_keeps_running(lab: Lab) -> No
     calico.wait_synced(timeout=60)
     assert wait_until(lambda: "local as 64513" in cluster["node1"].read_text(
         "/etc/calico/confd/config/bird.cfg"), timeout=30)
+    # an agent that dies is reported at once by every wait, not as a timeout
+    calico.agents["node2"].signal("KILL")
+    assert wait_until(lambda: not calico.agents["node2"].running, timeout=10)
+    with pytest.raises(AgentExited, match=r"calico agent on node2 exited \(status"):
+        calico.wait_synced(timeout=60)
 
 
 def test_nothing_left_after_the_owner_is_killed(tmp_path) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .. import validate
-from ..cluster.agent import RESYNC
+from ..cluster.agent import RESYNC, agent_exited
 from ..errors import CommandTimeout, InvalidTopology, NotFound
 from . import bird, birdcfg, ctl, felix, keys
 from .ipam import DEFAULT_BLOCK_SIZE, DEFAULT_POOL, make_pool
@@ -199,12 +199,22 @@ class Calico:
         return {m.name: {p.name: p.info or p.state for p in self.protocols(m) if p.proto == "BGP"}
                 for m in self.cluster.nodes}
 
-    @staticmethod
-    def _until(pending: "Callable[[], Any]", *, timeout: float, step: float, op: str,
+    def _check_agents(self, op: str) -> None:
+        """Raise :class:`~labkit.errors.AgentExited` if a node's agent has ended: nothing it
+        should do would happen any more."""
+        for name, proc in self.agents.items():
+            if not proc.running:
+                raise agent_exited(proc, f"the calico agent on {name}", op=op,
+                                   remedy=f"read calico.agents[{name!r}].stderr_text(); Calico then "
+                                          "has to be started again in a new lab")
+
+    def _until(self, pending: "Callable[[], Any]", *, timeout: float, step: float, op: str,
                remedy: str) -> None:
-        """Poll ``pending()`` (what is still missing; empty when done) until it is empty."""
+        """Poll ``pending()`` (what is still missing; empty when done) until it is empty;
+        stop at once if an agent has died."""
         end = time.monotonic() + timeout
         while True:
+            self._check_agents(op)
             left = pending()
             if not left:
                 return
