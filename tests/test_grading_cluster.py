@@ -165,7 +165,7 @@ def test_untouched_and_forger_are_scored_by_real_state(graded):
 
 def test_a_machine_file_planted_as_a_link_is_not_followed(graded):
     row = graded.row("linker")
-    assert _scores(row) == [0, 1], [o.reason for o in row.outcomes]
+    assert _scores(row) == [0, 1], (row.status, row.reason, [o.reason for o in row.outcomes])
     reason = row.outcome("c.1").reason   # only the failing check is named: the file
     assert reason == ("node1: `cat /run/labkit/cluster/node1/run/demo/owner` exited with "
                       "status 1 (expected 0)"), reason
