@@ -86,6 +86,15 @@ def _dockerd_args(args: Sequence[str]) -> list[str]:
     return out
 
 
+TOOLS = ("dockerd", "unshare", "setpriv", "nsenter")
+"""The programs a :class:`DockerHost` starts its engine with."""
+
+
+def missing_tools() -> list[str]:
+    """Which of :data:`TOOLS` this machine lacks."""
+    return [tool for tool in TOOLS if shutil.which(tool) is None]
+
+
 def _starttime(pid: int) -> int | None:
     """The kernel's start time of a process (field 22 of /proc/PID/stat): PIDs get reused."""
     try:
@@ -217,10 +226,9 @@ class DockerHost:
         if os.geteuid() != 0:
             raise LabkitError(f"starting Docker host {self.name!r} needs root", obj=self.name,
                               op="start Docker host", remedy="run the notebook as root")
-        for tool in ("dockerd", "unshare", "setpriv", "nsenter"):
-            if shutil.which(tool) is None:
-                raise ToolMissing(f"{tool} is not installed", obj=tool, op="start Docker host",
-                                  remedy="run .ci/docker.sh (installs docker.io)")
+        for tool in missing_tools():
+            raise ToolMissing(f"{tool} is not installed", obj=tool, op="start Docker host",
+                              remedy="run .ci/docker.sh (installs docker.io)")
         if self.dir.exists():
             _stop_recorded(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -28,12 +28,11 @@ root can start an engine, and only in a lab with named namespaces (``mode="full"
 from __future__ import annotations
 
 import os
-import shutil
 from typing import TYPE_CHECKING, Sequence
 
 from labkit.errors import DuplicateName, InvalidTopology, LabkitError
 
-from .hosts import DockerHost, running_hosts
+from .hosts import DockerHost, missing_tools, running_hosts
 
 if TYPE_CHECKING:
     from labkit.node import Node
@@ -45,7 +44,7 @@ def engine_status() -> tuple[bool, str]:
     """Whether :func:`engine_on` can start an engine on this machine, and if not, why."""
     if os.geteuid() != 0:
         return False, "the Docker engine needs root"
-    missing = [tool for tool in ("dockerd", "unshare", "nsenter", "setpriv") if shutil.which(tool) is None]
+    missing = missing_tools()
     if missing:
         return False, f"{', '.join(missing)} not installed (.ci/docker.sh installs docker.io)"
     return True, ""

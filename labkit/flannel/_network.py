@@ -52,7 +52,7 @@ class Flannel:
         self.prefix = prefix
         self.api = api
         self.agents: dict[str, "Process"] = {}
-        self._stopped: set[int] = set()     # agents ended by stop() (id of their Process)
+        self._stopped: dict[str, "Process"] = {}   # the agent each node's stop() ended
         self.engines: dict[str, "DockerHost"] = {}   # real dockerd per node (start_docker)
 
     def __repr__(self) -> str:
@@ -154,10 +154,11 @@ class Flannel:
 
     def stop(self, node: "str | ClusterNode") -> int | None:
         """Stop one agent (SIGTERM, as ``systemctl stop flanneld``); its lease stays until it expires."""
-        proc = self.agents.get(self.cluster.node(node).name)
+        name = self.cluster.node(node).name
+        proc = self.agents.get(name)
         if proc is None:
             return None
-        self._stopped.add(id(proc))       # stopped on purpose: not an agent that died
+        self._stopped[name] = proc        # stopped on purpose: not an agent that died
         return proc.stop()
 
     def running(self) -> list[str]:
@@ -213,7 +214,7 @@ class Flannel:
             if env.get("FLANNEL_SUBNET"):
                 return env
             proc = self.agents.get(machine.name)
-            if proc is not None and not proc.running and id(proc) in self._stopped:
+            if proc is not None and not proc.running and self._stopped.get(machine.name) is proc:
                 raise InvalidTopology(f"flanneld on {machine.name} was stopped (flannel.stop) before "
                                       "it wrote subnet.env", obj=machine.name, op="wait for lease",
                                       remedy="start it again: flannel.start(node)")
@@ -281,7 +282,7 @@ class Flannel:
     def _check_agents(self) -> None:
         """Raise if an agent died on its own, or if none runs: nothing could converge then."""
         for name, proc in self.agents.items():
-            if not proc.running and id(proc) not in self._stopped:
+            if not proc.running and self._stopped.get(name) is not proc:
                 raise agent_exited(proc, f"flanneld on {name}", op="wait for flannel",
                                    remedy=f"read flannel.log({name!r}), fix the cause and start it "
                                           "again with flannel.start(node)")
